@@ -1,0 +1,146 @@
+"""Config composition: run defaults + model + dataset + trainer + metrics, a preset, an experiment, overrides.
+
+Every group is a YAML file under configs/. The composed config is struct-locked, so a `key=value` override of
+a key that does not exist is an error that lists the valid keys, never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from benchmark.registry import suggest
+
+
+class ConfigError(ValueError):
+    """A config cannot be composed: unknown group, preset, key, or a malformed override."""
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get("TALKBENCH_CONFIGS", Path(__file__).resolve().parents[1] / "configs"))
+
+
+def group_names(group: str) -> list[str]:
+    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+
+
+def load_group(group: str, name: str) -> DictConfig:
+    path = config_dir() / group / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(str(suggest(group.rstrip("s") + " config", name, group_names(group))))
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    return cfg
+
+
+def _unknown_key_message(cfg: DictConfig, dotted: str) -> str:
+    parts = dotted.split(".")
+    node = cfg
+    for i, part in enumerate(parts):
+        if not isinstance(node, DictConfig) or part not in node:
+            where = ".".join(parts[:i]) or "<top level>"
+            valid = sorted(node.keys()) if isinstance(node, DictConfig) else []
+            close = difflib.get_close_matches(part, [str(v) for v in valid], n=1, cutoff=0.5)
+            hint = f" Did you mean {'.'.join(parts[:i] + [close[0]])!r}?" if close else ""
+            return (
+                f"unknown config key {dotted!r}: {where} has no {part!r} (valid: {', '.join(map(str, valid))}).{hint}"
+            )
+        node = node[part]
+    return f"unknown config key {dotted!r}"
+
+
+def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value (e.g. trainer.max_steps=100)")
+        key, _, _ = item.partition("=")
+        try:
+            patch = OmegaConf.from_dotlist([item])
+        except OmegaConfBaseException as err:
+            raise ConfigError(f"override {item!r} cannot be parsed: {err}") from err
+        try:
+            cfg = OmegaConf.merge(cfg, patch)
+        except ConfigKeyError:
+            raise ConfigError(_unknown_key_message(cfg, key.strip())) from None
+        except OmegaConfBaseException as err:
+            raise ConfigError(f"override {item!r}: {err}") from err
+    return cfg
+
+
+def _merge_struct(cfg: DictConfig, patch: DictConfig, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(cfg, patch)
+    except ConfigKeyError as err:
+        raise ConfigError(f"{source}: {err.msg if hasattr(err, 'msg') else err}") from None
+
+
+def compose(
+    model: str | None,
+    dataset: str,
+    preset: str | None = None,
+    overrides: list[str] | None = None,
+    experiment: str | None = None,
+) -> DictConfig:
+    """The full, resolved config of one run (see configs/README in the YAML files for each group)."""
+    base = load_group(".", "run") if (config_dir() / "run.yaml").exists() else OmegaConf.create({})
+    if model is None:
+        # scoring videos made elsewhere: no model section to speak of
+        model_cfg = OmegaConf.create({"name": None, "label": None, "kind": "external", "needs": {}, "params": {}})
+        presets = OmegaConf.create({"tiny": {}, "paper": {}})
+    else:
+        model_cfg = load_group("models", model)
+        presets = model_cfg.pop("presets", OmegaConf.create({}))
+    cfg = OmegaConf.merge(
+        base,
+        {
+            "model": model_cfg,
+            "dataset": load_group("datasets", dataset),
+            "trainer": load_group("trainer", "default"),
+            "metrics": load_group("metrics", "default"),
+        },
+    )
+    OmegaConf.set_struct(cfg, True)
+    preset = preset or cfg.run.preset
+    if preset not in presets:
+        raise ConfigError(str(suggest(f"preset of model {model!r}", preset, list(presets.keys()))))
+    cfg = _merge_struct(cfg, presets[preset], f"configs/models/{model}.yaml preset {preset!r}")
+    cfg.run.preset = preset
+    if experiment:
+        cfg = _merge_struct(cfg, load_group("experiments", experiment), f"configs/experiments/{experiment}.yaml")
+    # `<needed model>.key=value` overrides go to a model this one needs (e.g. syncnet_expert.trainer.max_steps=50)
+    needed = set((cfg.model.get("needs") or {}).values())
+    own, deps = [], {}
+    for item in overrides or []:
+        head = item.split(".", 1)[0]
+        if head in needed and "." in item.split("=", 1)[0]:
+            deps.setdefault(head, []).append(item.split(".", 1)[1])
+        else:
+            own.append(item)
+    cfg = apply_overrides(cfg, own)
+    cfg.run.dep_overrides = deps
+    if cfg.run.name is None:
+        cfg.run.name = model or "external"
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def config_hash(cfg: DictConfig | dict, keys: tuple[str, ...] | None = None) -> str:
+    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    if keys:
+        data = {k: data.get(k) for k in keys}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def save_config(cfg: DictConfig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    os.replace(tmp, path)

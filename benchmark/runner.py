@@ -1,0 +1,651 @@
+"""The loop every `bench run` goes through: corpus -> (needs) -> train -> generate -> evaluate -> record.
+
+Run directory: <run.out_dir>/<dataset>/<run.name>/ with config.yaml, checkpoints/, model.pt, generated/*.mp4,
+results.json and samples.jsonl. Finished work is reused: a trained model whose config hash matches is loaded,
+and clips already recorded in samples.jsonl are not scored again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark import registry
+from benchmark.config import compose, config_hash, save_config
+from benchmark.results import (
+    MetricResult,
+    Protocol,
+    Results,
+    RunInfo,
+    append_jsonl,
+    environment_info,
+    git_hash,
+    load_results,
+    protocol_hash,
+    read_jsonl,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
+from data.clip import Clip
+from data.corpus import LayoutCorpus, SyntheticCorpus
+from data.io import MediaError, read_video, write_video
+from metrics import METRICS, MetricSpec
+from metrics.base import ClipMetric, EvalSample
+from metrics.weights import sha256_file
+
+REPO_DIR = Path(__file__).resolve().parents[1]
+
+
+def log(msg: str) -> None:
+    if _rank() == 0:
+        print(msg, flush=True)
+
+
+def _rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0")) + int(os.environ.get("NODE_RANK", "0")) * 1000
+
+
+def _now() -> str:
+    return dt.datetime.now().isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------------------------------------- corpus
+
+
+def build_corpus(cfg: DictConfig) -> LayoutCorpus:
+    d = OmegaConf.to_container(cfg.dataset, resolve=True)
+    cls = registry.datasets().get(d.pop("target"))
+    return cls(**d)
+
+
+# ----------------------------------------------------------------------------------------------- models
+
+
+def model_class(name: str):
+    return registry.models().get(name)
+
+
+def model_params(cfg: DictConfig, cls) -> Any:
+    """The model's hyperparameters: its config dataclass at the run's preset, with the YAML's non-null params."""
+    config_cls = getattr(cls, "config_class", None)
+    params = {
+        k: v for k, v in (OmegaConf.to_container(cfg.model.get("params") or {}, resolve=True)).items() if v is not None
+    }
+    if config_cls is None:
+        if params:
+            raise ValueError(f"model {cfg.model.name!r} takes no params, got {sorted(params)}")
+        return None
+    if hasattr(config_cls, "preset"):
+        return config_cls.preset(cfg.run.preset, **params)
+    return config_cls(**params)
+
+
+def build_model(cfg: DictConfig, needs: dict[str, Any] | None = None):
+    cls = model_class(cfg.model.name)
+    params = model_params(cfg, cls)
+    return cls(params, **(needs or {})) if params is not None else cls(**(needs or {}))
+
+
+def build_untrained(cfg: DictConfig):
+    """The model of `cfg` and every model it needs, built but neither trained nor loaded (`bench validate`)."""
+    needs = {
+        arg: build_untrained(compose(needed, cfg.dataset.name, cfg.run.preset, _carry_overrides(cfg)))
+        for arg, needed in (cfg.model.get("needs") or {}).items()
+    }
+    return build_model(cfg, needs)
+
+
+def run_dir_of(cfg: DictConfig) -> Path:
+    return Path(cfg.run.out_dir) / cfg.dataset.name / cfg.run.name
+
+
+def training_hash(cfg: DictConfig, corpus: LayoutCorpus) -> str:
+    return config_hash(
+        {
+            "model": OmegaConf.to_container(cfg.model, resolve=True),
+            "trainer": {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if k != "progress"},
+            "corpus": corpus.fingerprint(),
+            "seed": cfg.run.seed,
+        }
+    )
+
+
+def _trainer(cfg: DictConfig, run_dir: Path):
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    t = cfg.trainer
+    return L.Trainer(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        max_steps=t.max_steps,
+        max_time=dt.timedelta(seconds=float(t.max_time_s)) if t.max_time_s else None,
+        val_check_interval=int(t.val_every_n_steps),
+        check_val_every_n_epoch=None,
+        limit_val_batches=t.limit_val_batches,
+        log_every_n_steps=t.log_every_n_steps,
+        gradient_clip_val=t.gradient_clip_val,
+        logger=CSVLogger(run_dir, name="logs", version=""),
+        callbacks=[ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0)],
+        enable_progress_bar=bool(t.progress),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+
+
+def _datamodule(cfg: DictConfig, corpus: LayoutCorpus, module):
+    from data.datamodule import TalkingFaceDataModule
+
+    return TalkingFaceDataModule(
+        corpus,
+        window_kind=module.window_kind,
+        window_kwargs=module.window_kwargs(),
+        batch_size=module.cfg.batch_size,
+        num_workers=int(cfg.trainer.num_workers),
+        seed=int(cfg.run.seed),
+    )
+
+
+def train_or_load(cfg: DictConfig, corpus: LayoutCorpus, trail: tuple[str, ...] = ()):
+    """Build the model of `cfg` (and, first, every model it needs), then train it or load its cached weights."""
+    import torch
+
+    name = cfg.model.name
+    if name in trail:
+        raise ValueError(f"model dependency cycle: {' -> '.join((*trail, name))}")
+    needs = {}
+    for arg, needed in (cfg.model.get("needs") or {}).items():
+        extra = list((cfg.run.get("dep_overrides") or {}).get(needed, []))
+        sub = compose(needed, cfg.dataset.name, cfg.run.preset, _carry_overrides(cfg) + extra)
+        needs[arg] = train_or_load(sub, corpus, (*trail, name))[0]
+    module = build_model(cfg, needs)
+    run_dir = run_dir_of(cfg)
+    weights_path = run_dir / "model.pt"
+    info: dict[str, Any] = {"source": "initialised"}
+    thash = training_hash(cfg, corpus)
+    if cfg.run.checkpoint:
+        info = load_checkpoint_into(module, cfg.run.checkpoint)
+    elif getattr(module, "trainable", True) and cfg.run.train:
+        cached = _load_cached(module, weights_path, thash)
+        if cached is None:
+            log(f"[train] {name}: training on {corpus.name} (preset {cfg.run.preset}) -> {run_dir}")
+            _fit(cfg, corpus, module, run_dir, thash)
+            if _rank() == 0:
+                torch.save({"state_dict": module.state_dict(), "training_hash": thash}, weights_path)
+            info = {"source": "trained", "path": str(weights_path), "training_hash": thash}
+        else:
+            log(f"[train] {name}: reusing {weights_path} (same config and corpus)")
+            info = cached
+        if weights_path.exists():
+            info["sha256"] = sha256_file(weights_path)
+    module.eval()
+    return module, info
+
+
+def _carry_overrides(cfg: DictConfig) -> list[str]:
+    """Settings a needed model inherits from the run that needs it (where to store, devices, seed)."""
+    keep = {
+        "run.out_dir": cfg.run.out_dir,
+        "run.seed": cfg.run.seed,
+        "trainer.accelerator": cfg.trainer.accelerator,
+        "trainer.devices": cfg.trainer.devices,
+        "trainer.strategy": cfg.trainer.strategy,
+        "trainer.num_nodes": cfg.trainer.num_nodes,
+        "trainer.progress": cfg.trainer.progress,
+    }
+    ds = OmegaConf.to_container(cfg.dataset, resolve=True)
+    return [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in keep.items()] + [
+        f"dataset={json.dumps(ds)}"
+    ]
+
+
+def _load_cached(module, path: Path, thash: str) -> dict | None:
+    import torch
+
+    if not path.exists():
+        return None
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if blob.get("training_hash") != thash:
+        return None
+    module.load_state_dict(blob["state_dict"])
+    return {"source": "cached", "path": str(path), "training_hash": thash}
+
+
+def load_checkpoint_into(module, ref: str) -> dict:
+    """Load a registered weights name or a checkpoint file (official formats) into `module`'s network."""
+    from metrics import weights as store
+
+    path = Path(ref)
+    if not path.exists():
+        path, entry = store.resolve(ref)
+    from models.checkpoints import load_official_state_dict
+
+    sd = load_official_state_dict(path)
+    module.load_network_state_dict(sd)
+    return {"source": "checkpoint", "path": str(path), "sha256": sha256_file(path)}
+
+
+def _fit(cfg: DictConfig, corpus: LayoutCorpus, module, run_dir: Path, thash: str) -> None:
+    import lightning as L
+
+    L.seed_everything(int(cfg.run.seed), workers=True, verbose=False)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    trainer = _trainer(cfg, run_dir)
+    dm = _datamodule(cfg, corpus, module)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    marker = run_dir / "checkpoints" / "training_hash"
+    resume = last.exists() and marker.exists() and marker.read_text() == thash
+    if trainer.global_rank == 0:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(thash)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class Evaluator:
+    """A sync evaluator network and what identifies its weights in results."""
+
+    net: Any
+    info: dict[str, Any]
+
+
+def sync_evaluator(cfg: DictConfig, corpus: LayoutCorpus, calibrate_if_missing: bool = True) -> Evaluator:
+    """The SyncNet that scores AV offset / confidence / LSE-D / LSE-C on this corpus.
+
+    `metrics.sync.evaluator: auto` takes syncnet_v2 for real corpora when it is registered; the synthetic
+    corpus (cartoon faces, far from syncnet_v2's training data) uses an evaluator calibrated on its own
+    train split, calibrated now if none exists.
+    """
+    from benchmark.calibrate import calibrate_corpus, find_calibrated, load_sync_evaluator
+    from metrics import weights as store
+
+    choice = cfg.metrics.sync.evaluator
+    if choice != "auto":
+        return load_sync_evaluator(choice)
+    if not isinstance(corpus, SyntheticCorpus) and "syncnet_v2" in store.list_weights():
+        return load_sync_evaluator("syncnet_v2")
+    entry = find_calibrated(corpus)
+    if entry is None:
+        if not calibrate_if_missing:
+            raise store.WeightsError(
+                f"no evaluation SyncNet for {corpus.name!r}: run `bench calibrate --dataset {corpus.name}` "
+                "or import syncnet_v2 with `bench weights import syncnet_v2.model --as syncnet_v2`"
+            )
+        log(f"[calibrate] no evaluation SyncNet for this corpus yet: calibrating one on {corpus.name}")
+        entry = calibrate_corpus(cfg, corpus)
+        r = entry.meta.get("report", {})
+        log(
+            f"[calibrate] registered {entry.name}: on {r.get('n_val')} held-out val clips, in-sync |offset|<=1 "
+            f"{r.get('in_sync_rate', 0):.0%}, +3 shift measured 3+-1 {r.get('plus3_rate', 0):.0%}, "
+            f"confidence in-sync {r.get('conf_in_sync', 0):.3f} vs frozen {r.get('conf_frozen', 0):.3f}"
+        )
+    return load_sync_evaluator(entry.name)
+
+
+def metric_groups(names: Sequence[str]) -> dict[str, list[str]]:
+    """Metric values grouped by the class that computes them (one SyncNet pass gives four values)."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        spec: MetricSpec = registry.metrics().entry(name)
+        groups.setdefault(spec.target, []).append(name)
+    return groups
+
+
+def build_metrics(cfg: DictConfig, names: Sequence[str], evaluator: Evaluator | None) -> dict[str, ClipMetric]:
+    out = {}
+    for target in metric_groups(names):
+        cls = registry.import_target(target)
+        section = cls.config_section
+        kwargs = OmegaConf.to_container(cfg.metrics[section], resolve=True) if section else {}
+        if getattr(cls, "needs_evaluator", False):
+            kwargs.pop("evaluator", None)  # the weights name: resolved into `evaluator` by the caller
+            kwargs.update(
+                evaluator=evaluator.net, weights_name=evaluator.info["name"], weights_sha256=evaluator.info["sha256"]
+            )
+        out[target] = cls(**kwargs)
+    return out
+
+
+def protocol_for(cfg: DictConfig, corpus: LayoutCorpus, evaluator: Evaluator | None, n_clips: int) -> Protocol:
+    settings = {
+        "corpus": corpus.fingerprint(),
+        "split": "test",
+        "limit": cfg.run.limit,
+        "identity_frame": cfg.run.identity_frame,
+        "metrics": list(cfg.metrics.names),
+        "flow": OmegaConf.to_container(cfg.metrics.flow),
+        "sync": {k: v for k, v in OmegaConf.to_container(cfg.metrics.sync).items() if k != "evaluator"},
+        "sync_evaluator_sha256": evaluator.info.get("sha256") if evaluator else None,
+    }
+    h = protocol_hash(settings)
+    return Protocol(
+        name=f"{corpus.name}-test", hash=h, dataset=corpus.name, split="test", n_clips=n_clips, settings=settings
+    )
+
+
+def _resize_video(video: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    if video.shape[1:3] == hw:
+        return video
+    return np.stack([cv2.resize(f, (hw[1], hw[0]), interpolation=cv2.INTER_AREA) for f in video])
+
+
+def score_clips(
+    clips: Sequence[Clip],
+    fetch: Callable[[int, Clip], np.ndarray],
+    metrics: dict[str, ClipMetric],
+    names: Sequence[str],
+    samples_path: Path,
+    progress: bool = True,
+) -> tuple[dict[str, MetricResult], list[dict]]:
+    """Score every clip (resuming from samples_path) and aggregate with the metric objects."""
+    done = {row["clip_id"]: row for row in read_jsonl(samples_path, missing_ok=True)}
+    rows: list[dict] = []
+    from rich.progress import Progress
+
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("scoring", total=len(clips))
+        for i, clip in enumerate(clips):
+            row = done.get(clip.clip_id)
+            if row is not None:
+                for target, metric in metrics.items():
+                    vals = row["raw"].get(target)
+                    if vals is not None:
+                        metric.values.append(_t([vals]))
+                        metric.index.append(_t([i], long=True))
+                    elif target in row.get("failed", {}):
+                        metric.n_failed += 1
+                        metric.failures.append((clip.clip_id, row["failed"][target]))
+                rows.append(row)
+                bar.advance(task)
+                continue
+            row = {"clip_id": clip.clip_id, "index": i, "values": {}, "raw": {}, "failed": {}}
+            try:
+                fake = fetch(i, clip)
+            except MediaError as err:
+                fake = None
+                row["failed"] = {t: str(err) for t in metrics}
+                for metric in metrics.values():
+                    metric.n_failed += 1
+                    metric.failures.append((clip.clip_id, str(err)))
+            if fake is not None:
+                row.update(_frames_note(fake, clip))
+                t = min(len(fake), clip.num_frames)
+                sample = EvalSample(
+                    index=i,
+                    clip_id=clip.clip_id,
+                    fake=_resize_video(fake[:t], clip.video.shape[1:3]),
+                    audio=clip.audio,
+                    real=np.asarray(clip.video[:t]),
+                    real_landmarks=clip.landmarks[:t] if clip.landmarks is not None else None,
+                )
+                for target, metric in metrics.items():
+                    n_before = len(metric.failures)
+                    metric.update([sample])
+                    if len(metric.failures) > n_before:
+                        row["failed"][target] = metric.failures[-1][1]
+                    else:
+                        row["raw"][target] = metric.values[-1].flatten().tolist()
+            for target, metric in metrics.items():
+                for out, v in zip(metric.outputs, row["raw"].get(target, [])):
+                    row["values"][out] = v
+            row["values"] = {k: v for k, v in row["values"].items() if k in names}
+            append_jsonl(samples_path, row)
+            rows.append(row)
+            bar.advance(task)
+    results: dict[str, MetricResult] = {}
+    for metric in metrics.values():
+        _, vals = metric.per_clip()
+        agg = metric.compute()
+        for j, out in enumerate(metric.outputs):
+            if out not in names:
+                continue
+            spec = METRICS[out]
+            col = vals[:, j].numpy() if vals.shape[0] else np.zeros(0)
+            results[out] = MetricResult(
+                value=float(agg[out]),
+                n=int(vals.shape[0]),
+                n_failed=int(metric.n_failed),
+                direction=spec.direction,
+                mode=getattr(metric, "mode", None),
+                std=float(col.std(ddof=1)) if col.size > 1 else None,
+            )
+    return {n: results[n] for n in names if n in results}, rows
+
+
+def _frames_note(fake: np.ndarray, clip: Clip) -> dict:
+    note = {}
+    if len(fake) != clip.num_frames:
+        note["frames"] = {"generated": int(len(fake)), "reference": clip.num_frames}
+    if fake.shape[1:3] != clip.video.shape[1:3]:
+        note["resized_from"] = list(fake.shape[1:3])
+    return note
+
+
+def _t(x, long: bool = False):
+    import torch
+
+    return torch.tensor(x, dtype=torch.long if long else torch.float64)
+
+
+def _versions_and_git() -> tuple[dict, str | None]:
+    return environment_info(), git_hash(REPO_DIR)
+
+
+def record(
+    run_dir: Path,
+    run: RunInfo,
+    protocol: Protocol,
+    evaluator: Evaluator | None,
+    metrics: dict[str, MetricResult],
+    rows: list[dict],
+) -> Results:
+    res = Results(
+        run=run,
+        protocol=protocol,
+        evaluators={"syncnet": evaluator.info} if evaluator else {},
+        metrics=metrics,
+    )
+    write_jsonl_atomic(run_dir / "samples.jsonl", rows)
+    write_json_atomic(run_dir / "results.json", res.to_dict())
+    return res
+
+
+def test_clips(cfg: DictConfig, corpus: LayoutCorpus) -> list[Clip]:
+    return corpus.clips("test", limit=cfg.run.limit)
+
+
+def _run_info(
+    cfg: DictConfig, kind: str, name: str, label: str, started: str, model=None, ckpt=None, notes=None
+) -> RunInfo:
+    versions, git = _versions_and_git()
+    return RunInfo(
+        name=name,
+        kind=kind,
+        dataset=cfg.dataset.name,
+        model=model,
+        label=label,
+        preset=cfg.run.preset if model else None,
+        seed=int(cfg.run.seed),
+        git=git,
+        versions=versions,
+        started=started,
+        finished=_now(),
+        config_hash=config_hash(cfg) if model else None,
+        checkpoint=ckpt,
+        notes=list(notes or []),
+    )
+
+
+def evaluate_gt(
+    cfg: DictConfig, corpus: LayoutCorpus, clips: list[Clip], evaluator: Evaluator | None, protocol: Protocol
+) -> Results:
+    """The GT row: the real test clips scored by the same metrics (computed once per protocol)."""
+    run_dir = Path(cfg.run.out_dir) / cfg.dataset.name / f"GT-{protocol.hash[:8]}"
+    if (run_dir / "results.json").exists():
+        return load_results(run_dir / "results.json")
+    log(f"[evaluate] GT: scoring {len(clips)} real test clips")
+    started = _now()
+    names = list(cfg.metrics.names)
+    metrics = build_metrics(cfg, names, evaluator)
+    res, rows = score_clips(
+        clips,
+        lambda i, c: np.asarray(c.video),
+        metrics,
+        names,
+        run_dir / "samples.partial.jsonl",
+        progress=bool(cfg.trainer.progress),
+    )
+    out = record(run_dir, _run_info(cfg, "gt", "GT", "GT", started), protocol, evaluator, res, rows)
+    (run_dir / "samples.partial.jsonl").unlink(missing_ok=True)
+    return out
+
+
+def evaluate_folder(
+    cfg: DictConfig,
+    corpus: LayoutCorpus,
+    videos: dict[str, Path],
+    run_dir: Path,
+    run: Callable[[], RunInfo],
+    evaluator: Evaluator | None,
+    clips: list[Clip],
+) -> Results:
+    names = list(cfg.metrics.names)
+    metrics = build_metrics(cfg, names, evaluator)
+    protocol = protocol_for(cfg, corpus, evaluator, len(clips))
+    partial = run_dir / "samples.partial.jsonl"
+
+    def fetch(i: int, clip: Clip) -> np.ndarray:
+        path = videos.get(clip.clip_id)
+        if path is None:
+            raise MediaError(clip.clip_id, "no video for this test clip in the folder")
+        return read_video(path)
+
+    res, rows = score_clips(clips, fetch, metrics, names, partial, progress=bool(cfg.trainer.progress))
+    out = record(run_dir, run(), protocol, evaluator, res, rows)
+    partial.unlink(missing_ok=True)
+    return out
+
+
+def video_name(clip_id: str) -> str:
+    """File name of a generated clip: the clip id with '/' replaced, so ids stay unique and readable."""
+    return clip_id.replace("/", "__") + ".mp4"
+
+
+def match_videos(folder: Path, clips: Sequence[Clip], mapping: dict[str, str] | None = None) -> dict[str, Path]:
+    """Match mp4 files to test clips by file stem: the full id (with '__' for '/'), or the base name if unique."""
+    files = {p.stem: p for p in sorted(Path(folder).glob("*.mp4"))}
+    if not files:
+        raise FileNotFoundError(f"{folder}: no .mp4 files to evaluate")
+    by_base: dict[str, list[str]] = {}
+    for c in clips:
+        by_base.setdefault(c.clip_id.rsplit("/", 1)[-1], []).append(c.clip_id)
+    out: dict[str, Path] = {}
+    for clip in clips:
+        full = clip.clip_id.replace("/", "__")
+        base = clip.clip_id.rsplit("/", 1)[-1]
+        if mapping and clip.clip_id in mapping:
+            out[clip.clip_id] = Path(folder) / mapping[clip.clip_id]
+        elif full in files:
+            out[clip.clip_id] = files[full]
+        elif base in files and len(by_base[base]) == 1:
+            out[clip.clip_id] = files[base]
+    return out
+
+
+def generate_split(cfg: DictConfig, module, clips: Sequence[Clip], out_dir: Path, progress: bool = True) -> dict:
+    """Generate every test clip from its first frame and its audio; mp4 with the audio muxed."""
+    from rich.progress import Progress
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    videos = {}
+    t0 = time.perf_counter()
+    n_frames = 0
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("generating", total=len(clips))
+        for i, clip in enumerate(clips):
+            path = out_dir / video_name(clip.clip_id)
+            if not path.exists():
+                video = np.asarray(clip.video)
+                frames = module.generate(
+                    video[None, 0], clip.audio[None], pose_prior=video[None], seed=int(cfg.run.seed) + i
+                )[0]
+                write_video(path, frames, clip.audio)
+                n_frames += len(frames)
+            videos[clip.clip_id] = path
+            bar.advance(task)
+    dt_s = time.perf_counter() - t0
+    if n_frames:
+        log(f"[generate] {n_frames} frames in {dt_s:.1f} s ({n_frames / dt_s:.1f} frames/s incl. encoding)")
+    return videos
+
+
+def run(cfg: DictConfig) -> Results | None:
+    """`bench run`: train (or load) the model, generate the test split, score it and the GT, record."""
+    import torch
+
+    started = _now()
+    corpus = build_corpus(cfg)
+    if _rank() == 0:
+        corpus.ensure()
+    run_dir = run_dir_of(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    evaluator = sync_evaluator(cfg, corpus) if _needs_sync(cfg) else None
+    module, ckpt = train_or_load(cfg, corpus)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # evaluation is single-process in this version: ranks > 0 stop once training is done
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    if _rank() != 0:
+        return None
+    clips = test_clips(cfg, corpus)
+    log(f"[generate] {cfg.run.name}: {len(clips)} test clips -> {run_dir / 'generated'}")
+    videos = generate_split(cfg, module, clips, run_dir / "generated", progress=bool(cfg.trainer.progress))
+    protocol = protocol_for(cfg, corpus, evaluator, len(clips))
+    gt = evaluate_gt(cfg, corpus, clips, evaluator, protocol)
+    log(f"[evaluate] {cfg.run.name}: scoring {len(videos)} generated clips")
+    notes = list(cfg.model.get("notes") or [])
+    res = evaluate_folder(
+        cfg,
+        corpus,
+        videos,
+        run_dir,
+        lambda: _run_info(
+            cfg,
+            cfg.model.get("kind", "model"),
+            cfg.run.name,
+            cfg.model.label,
+            started,
+            model=cfg.model.name,
+            ckpt=ckpt,
+            notes=notes,
+        ),
+        evaluator,
+        clips,
+    )
+    log(f"[evaluate] GT row: {gt.run.name} ({protocol.hash[:8]})")
+    return res
+
+
+def _needs_sync(cfg: DictConfig) -> bool:
+    targets = metric_groups(list(cfg.metrics.names))
+    return any(getattr(registry.import_target(t), "needs_evaluator", False) for t in targets)

@@ -1,0 +1,5 @@
+"""Corpora, preparation and data modules. DATASETS maps a dataset name to its lazy "module:Class" entry."""
+
+DATASETS: dict[str, str] = {
+    "synthetic": "data.corpus:SyntheticCorpus",
+}

@@ -1,0 +1,195 @@
+"""On-disk layouts of the corpora (SPEC sections 2-3): where a clip's files live and how to find them again.
+
+The synthetic corpus is written in these layouts and read back through the same `scan` code that reads a real
+LRW / CREMA-D / VoxCeleb2 download. A split file (`splits/{train,val,test}.txt`, one relative video path per
+line) overrides a layout's own split rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from data.clip import Clip
+
+SPLITS = ("train", "val", "test")
+
+# CREMA-D file name parts: 12 sentences, 6 emotions, 4 intensity levels.
+CREMA_SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
+CREMA_EMOTIONS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
+CREMA_LEVELS = ("XX", "LO", "MD", "HI")
+# Diffused Heads' CREMA test actors (SPEC section 3).
+CREMA_DH_TEST_ACTORS = ("1015", "1020", "1021", "1030", "1033", "1052", "1062", "1081", "1082", "1089")
+
+
+class LayoutError(ValueError):
+    """A corpus root does not look like the layout it was given."""
+
+
+@dataclass(frozen=True)
+class ClipRef:
+    """Where one clip lives. clip_id = video path relative to the root, without extension, '/'-separated."""
+
+    clip_id: str
+    video: Path
+    audio: Path | None
+    speaker_id: str
+    split: str
+    word: str | None = None
+
+
+def read_split_files(root: Path) -> dict[str, str] | None:
+    """clip_id -> split from root/splits/*.txt, or None when the corpus has no split files."""
+    folder = Path(root) / "splits"
+    if not folder.is_dir():
+        return None
+    mapping: dict[str, str] = {}
+    for split in SPLITS:
+        f = folder / f"{split}.txt"
+        if not f.exists():
+            continue
+        for line in f.read_text().splitlines():
+            line = line.strip()
+            if line:
+                mapping[str(Path(line).with_suffix("")).replace("\\", "/").removeprefix("./")] = split
+    return mapping
+
+
+def write_split_files(root: Path, refs: dict[str, list[str]]) -> None:
+    """Write root/splits/<split>.txt with one relative video path per line (sorted)."""
+    folder = Path(root) / "splits"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, paths in refs.items():
+        if split not in SPLITS:
+            raise LayoutError(f"unknown split {split!r}; splits are {SPLITS}")
+        (folder / f"{split}.txt").write_text("".join(f"{p}\n" for p in sorted(paths)))
+
+
+class Layout:
+    name: str = ""
+    video_suffix: str = ".mp4"
+
+    def _candidates(self, root: Path) -> list[Path]:
+        raise LayoutError(f"layout {self.name!r} cannot list clips")
+
+    def _ref(self, root: Path, video: Path) -> ClipRef:
+        raise LayoutError(f"layout {self.name!r} cannot describe {video}")
+
+    def clip_path(self, root: Path, *, speaker: int, index: int, split: str, word: str) -> tuple[Path, Path | None]:
+        raise LayoutError(f"layout {self.name!r} cannot place clips")
+
+    def write_header(self, video_path: Path, clip: Clip) -> None:
+        """Extra per-clip files the real corpus has next to each video (LRW's .txt); none by default."""
+
+    def scan(self, root: str | Path) -> list[ClipRef]:
+        """Every clip under `root`, sorted by clip_id, with its split (split files win over the layout's rule)."""
+        root = Path(root)
+        if not root.is_dir():
+            raise LayoutError(f"{root}: corpus root does not exist")
+        refs = [self._ref(root, v) for v in self._candidates(root)]
+        if not refs:
+            raise LayoutError(
+                f"{root}: no {self.video_suffix} clips found in the {self.name!r} layout (expected e.g. {self.example})"
+            )
+        override = read_split_files(root)
+        if override is not None:
+            refs = [
+                ClipRef(r.clip_id, r.video, r.audio, r.speaker_id, override.get(r.clip_id, ""), r.word) for r in refs
+            ]
+        return sorted(refs, key=lambda r: r.clip_id)
+
+    example = ""
+
+
+def _rel_id(root: Path, video: Path) -> str:
+    return video.relative_to(root).with_suffix("").as_posix()
+
+
+class LRWLayout(Layout):
+    """lipread_mp4/WORD/{train,val,test}/WORD_NNNNN.{mp4,txt}. LRW has no speaker labels; the synthetic
+    corpus records its speaker in the truth sidecar, which the loader reads when present."""
+
+    name = "lrw"
+    example = "ABOUT/test/ABOUT_00001.mp4"
+
+    def _candidates(self, root: Path) -> list[Path]:
+        return [p for p in root.glob("*/*/*.mp4") if p.parent.name in SPLITS]
+
+    def _ref(self, root: Path, video: Path) -> ClipRef:
+        return ClipRef(_rel_id(root, video), video, None, "", video.parent.name, video.parent.parent.name)
+
+    def clip_path(self, root, *, speaker, index, split, word):
+        return Path(root) / word / split / f"{word}_{index + 1:05d}.mp4", None
+
+    def write_header(self, video_path: Path, clip: Clip) -> None:
+        # LRW's per-clip .txt header; Duration is the word's length in seconds.
+        word = clip.word or video_path.parent.parent.name
+        dur = clip.truth.get("word_duration", clip.duration)
+        video_path.with_suffix(".txt").write_text(f"Text: {word}\nConf: 1\n\nDuration: {dur:.6f} seconds\n")
+
+
+class CremaLayout(Layout):
+    """VideoFlash/AAAA_SSS_EEE_LL.flv + AudioWAV/AAAA_SSS_EEE_LL.wav; actor AAAA is the speaker.
+    Default split: the Diffused Heads test actors are test, everything else train."""
+
+    name = "crema"
+    video_suffix = ".flv"
+    example = "VideoFlash/1015_DFA_ANG_XX.flv + AudioWAV/1015_DFA_ANG_XX.wav"
+
+    def _candidates(self, root: Path) -> list[Path]:
+        return list((root / "VideoFlash").glob("*.flv"))
+
+    def _ref(self, root: Path, video: Path) -> ClipRef:
+        actor = video.stem.split("_")[0]
+        wav = root / "AudioWAV" / f"{video.stem}.wav"
+        split = "test" if actor in CREMA_DH_TEST_ACTORS else "train"
+        return ClipRef(_rel_id(root, video), video, wav if wav.exists() else None, actor, split, None)
+
+    def clip_path(self, root, *, speaker, index, split, word):
+        n = len(CREMA_SENTENCES) * len(CREMA_EMOTIONS) * len(CREMA_LEVELS)
+        if index >= n:
+            raise LayoutError(f"CREMA-D naming allows {n} clips per actor, asked for clip {index}")
+        sent = CREMA_SENTENCES[index % len(CREMA_SENTENCES)]
+        emo = CREMA_EMOTIONS[(index // len(CREMA_SENTENCES)) % len(CREMA_EMOTIONS)]
+        lvl = CREMA_LEVELS[index // (len(CREMA_SENTENCES) * len(CREMA_EMOTIONS))]
+        stem = f"{1001 + speaker}_{sent}_{emo}_{lvl}"
+        return Path(root) / "VideoFlash" / f"{stem}.flv", Path(root) / "AudioWAV" / f"{stem}.wav"
+
+
+class VoxCeleb2Layout(Layout):
+    """{dev,test}/mp4/idXXXXX/<video id>/NNNNN.mp4; the idXXXXX folder is the speaker.
+    Official split: dev (train) / test; split files add a val split."""
+
+    name = "voxceleb2"
+    example = "test/mp4/id00017/01dfn2spqyE/00001.mp4"
+
+    def _candidates(self, root: Path) -> list[Path]:
+        return [p for part in ("dev", "test") for p in (root / part / "mp4").glob("id*/*/*.mp4")]
+
+    def _ref(self, root: Path, video: Path) -> ClipRef:
+        part = video.relative_to(root).parts[0]
+        return ClipRef(
+            _rel_id(root, video), video, None, video.parent.parent.name, "test" if part == "test" else "train"
+        )
+
+    def clip_path(self, root, *, speaker, index, split, word):
+        part = "test" if split == "test" else "dev"
+        # a stable 11-character YouTube-like id per (speaker, 5-clip group), like one upload with several clips
+        digest = hashlib.sha1(f"{speaker}:{index // 5}".encode()).hexdigest()
+        vid = "".join(c if i % 3 else c.upper() for i, c in enumerate(digest[:11]))
+        return Path(root) / part / "mp4" / f"id{12 + speaker:05d}" / vid / f"{index % 5 + 1:05d}.mp4", None
+
+
+LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (LRWLayout(), CremaLayout(), VoxCeleb2Layout())}
+
+
+def get_layout(name: str) -> Layout:
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, LAYOUTS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise LayoutError(f"unknown layout {name!r}: valid layouts are {sorted(LAYOUTS)}{hint}") from None

@@ -1,0 +1,1 @@
+"""Layer code shared by several papers' networks (kept here so no model folder imports another)."""

@@ -1,0 +1,237 @@
+"""LightningModule for Wav2Lip's generator without the GAN term (Wav2Lip:wav2lip_train.py).
+
+Loss = syncnet_wt * sync + (1 - syncnet_wt) * L1, with syncnet_wt 0 until the average eval sync loss drops
+below 0.75, then 0.01 (SPEC section 4, reference/official_repos.md 2.5). The expert is frozen and, unlike
+the official script, kept in eval mode (`expert_train_mode_bn=True` reproduces the official train-mode
+BatchNorm, which also lets the expert's running statistics drift with the generator's outputs).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
+from torchmetrics import MeanMetric
+
+from data.clip import frames_for_audio
+from models.common.config import from_preset, to_config
+from models.syncnet.module import SyncNetExpertModule
+from models.syncnet.nets import PRESET_WIDTHS as EXPERT_WIDTHS
+from models.syncnet.nets import SyncNetColor
+from models.wav2lip.nets import PRESET_WIDTHS, Wav2LipGenerator
+from models.wav2lip.process import expert_sync_loss, reanimate
+
+
+@dataclass
+class Wav2LipConfig:
+    """Generator hyperparameters; defaults are the `paper` preset (Wav2Lip hparams.py, wav2lip_train.py)."""
+
+    width: float = 1.0  # channel multiplier; 1.0 = the official network (wav2lip.pth loads)
+    lr: float = 1e-4  # hparams.initial_learning_rate
+    betas: tuple[float, float] = (0.9, 0.999)  # torch Adam defaults (the GAN variant uses (0.5, 0.999))
+    batch_size: int = 16  # hparams.batch_size
+    syncnet_wt: float = 0.0  # starting sync weight (hparams.syncnet_wt)
+    syncnet_wt_after: float = 0.01  # set once the eval sync loss < sync_threshold (0.03 in the GAN variant)
+    sync_threshold: float = 0.75
+    expert_width: float = 1.0  # the expert's width; taken from the expert when one is passed
+    expert_train_mode_bn: bool = False  # True: the official (unintended) train-mode BatchNorm in the expert
+    mel_frame_offset: int = -1  # per-frame mel alignment in training; -1 official, 0 = inference alignment
+    generate_batch_size: int = 128  # frames per forward pass in generate() (inference.py wav2lip_batch_size)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> Wav2LipConfig:
+        return from_preset(cls, WAV2LIP_PRESETS, name, **overrides)
+
+
+WAV2LIP_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "tiny": {
+        "width": PRESET_WIDTHS["tiny"],
+        "expert_width": EXPERT_WIDTHS["tiny"],
+        "lr": 1e-3,
+        "batch_size": 16,
+        "generate_batch_size": 64,
+    },
+}
+
+
+class Wav2LipModule(L.LightningModule):
+    """Wav2Lip generator training (L1 + expert sync loss) and `generate` (SPEC section 1 contract).
+
+    Batches are `data.windows.Wav2LipWindows` items (window_kind "wav2lip"). The generator is `self.net`
+    (checkpoint keys "net.*"), the frozen expert `self.expert` ("expert.*"). Logs train/l1, train/sync (once
+    the sync weight is on), train/loss, val/l1, val/sync, val/loss and syncnet_wt.
+    """
+
+    window_kind = "wav2lip"
+    trainable = True
+    config_class = Wav2LipConfig
+
+    def __init__(
+        self,
+        cfg: Wav2LipConfig | Mapping[str, Any] | None = None,
+        expert: SyncNetExpertModule | SyncNetColor | None = None,
+    ) -> None:
+        super().__init__()
+        cfg = to_config(Wav2LipConfig, cfg)
+        self._expert_given = expert is not None
+        if isinstance(expert, SyncNetExpertModule):
+            expert = expert.net
+        if expert is not None:
+            if not isinstance(expert, SyncNetColor):
+                raise TypeError(f"expert must be a SyncNetExpertModule or SyncNetColor, got {type(expert)}")
+            # a private frozen copy: freezing must not change the caller's expert
+            expert = copy.deepcopy(expert)
+            cfg = dataclasses.replace(cfg, expert_width=expert.width)
+        else:
+            # same structure as the trained expert, so load_from_checkpoint restores its weights
+            expert = SyncNetColor(width=cfg.expert_width)
+        self.cfg = cfg
+        self.save_hyperparameters({"cfg": dataclasses.asdict(cfg)})
+        self.net = Wav2LipGenerator(width=cfg.width)
+        self.expert = expert
+        self.expert.requires_grad_(False)
+        self.syncnet_wt = float(cfg.syncnet_wt)
+        self.val_sync = MeanMetric()
+        self._set_expert_mode()
+
+    # ----- expert mode -------------------------------------------------------------------------------------
+    def _set_expert_mode(self) -> None:
+        self.expert.train(self.cfg.expert_train_mode_bn)
+
+    def train(self, mode: bool = True) -> Wav2LipModule:
+        # Lightning toggles train()/eval() on the whole module around validation; the expert keeps its mode.
+        super().train(mode)
+        self._set_expert_mode()
+        return self
+
+    def window_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `data.windows.WINDOWS[self.window_kind]`."""
+        return {"mel_frame_offset": self.cfg.mel_frame_offset}
+
+    def forward(self, mels: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+        return self.net(mels, face)
+
+    # ----- training ----------------------------------------------------------------------------------------
+    def sync_loss(self, mel: torch.Tensor, generated: torch.Tensor) -> torch.Tensor:
+        """Expert sync loss of generated windows (B,3,5,96,96) against their mel (B,1,80,16)."""
+        return expert_sync_loss(self.expert, mel, generated)
+
+    def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        generated = self.net(batch["mels"], batch["face"])
+        l1 = F.l1_loss(generated, batch["target"])
+        size = generated.shape[0]
+        wt = self.syncnet_wt
+        loss = (1.0 - wt) * l1
+        # the official script skips the expert entirely while the weight is 0
+        if wt > 0.0:
+            sync = self.sync_loss(batch["mel"], generated)
+            loss = loss + wt * sync
+            self.log("train/sync", sync, batch_size=size)
+        self.log("train/l1", l1, batch_size=size)
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("syncnet_wt", wt, batch_size=size)
+        return loss
+
+    def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        generated = self.net(batch["mels"], batch["face"])
+        l1 = F.l1_loss(generated, batch["target"])
+        sync = self.sync_loss(batch["mel"], generated)
+        size = generated.shape[0]
+        self.val_sync.update(sync.detach(), weight=size)
+        self.log("val/l1", l1, batch_size=size, sync_dist=True)
+        self.log("val/sync", sync, batch_size=size, sync_dist=True)
+        self.log("val/loss", self.syncnet_wt * sync + (1.0 - self.syncnet_wt) * l1, batch_size=size, sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        # MeanMetric reduces across DDP ranks, so every rank takes the same decision.
+        if self.val_sync.update_count == 0:
+            return
+        average = float(self.val_sync.compute())
+        self.val_sync.reset()
+        if self.trainer is not None and self.trainer.sanity_checking:
+            return  # the official schedule evaluates after the first step, not before training
+        self.update_syncnet_wt(average)
+
+    def update_syncnet_wt(self, eval_sync_loss: float) -> float:
+        """Apply the official schedule to one eval result; returns the (possibly new) sync weight."""
+        if eval_sync_loss < self.cfg.sync_threshold and self.syncnet_wt < self.cfg.syncnet_wt_after:
+            self.syncnet_wt = float(self.cfg.syncnet_wt_after)
+        return self.syncnet_wt
+
+    def on_fit_start(self) -> None:
+        if not self._expert_given:
+            rank_zero_warn(
+                "Wav2LipModule: no trained expert was given; the sync loss uses the expert weights this module "
+                "holds (untrained unless restored from a checkpoint)."
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["syncnet_wt"] = self.syncnet_wt
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.syncnet_wt = float(checkpoint.get("syncnet_wt", self.cfg.syncnet_wt))
+        self._expert_given = True  # the expert's weights come with the checkpoint
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr, betas=tuple(self.cfg.betas))
+
+    # ----- generation --------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        identity: np.ndarray,
+        audio: np.ndarray,
+        *,
+        pose_prior: np.ndarray | Sequence[np.ndarray] | None = None,
+        seed: int = 0,
+        boxes: np.ndarray | Sequence[np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Reanimate the mouth of `pose_prior` (or of `identity` repeated) to follow `audio`.
+
+        identity uint8 [B,H,W,3] RGB; audio float32 [B,N] 16 kHz; pose_prior uint8 [B,P,H,W,3] (or a list of
+        [P_b,H,W,3]) looped or truncated to T = N // 640 frames like inference.py; boxes (x1,y1,x2,y2) per pose
+        frame, [B,P,4], default the whole frame. Returns uint8 [B,T,H,W,3] RGB at the pose frames' resolution.
+        Wav2Lip inference has no randomness: `seed` is accepted for the common contract and changes nothing.
+        """
+        identity = np.asarray(identity)
+        audio = np.asarray(audio, dtype=np.float32)
+        if identity.dtype != np.uint8 or identity.ndim != 4 or identity.shape[-1] != 3:
+            raise ValueError(f"identity must be uint8 [B,H,W,3], got {identity.dtype} {identity.shape}")
+        if audio.ndim != 2 or audio.shape[0] != identity.shape[0]:
+            raise ValueError(f"audio must be float32 [B,N] with B={identity.shape[0]}, got {audio.shape}")
+        batch = identity.shape[0]
+        if pose_prior is not None and len(pose_prior) != batch:
+            raise ValueError(f"pose_prior has {len(pose_prior)} videos for a batch of {batch}")
+        was_training = self.training
+        self.eval()
+        try:
+            videos = []
+            for b in range(batch):
+                pose = identity[b][None] if pose_prior is None else np.asarray(pose_prior[b])
+                if pose.dtype != np.uint8 or pose.ndim != 4 or pose.shape[0] == 0:
+                    raise ValueError(f"pose_prior[{b}] must be uint8 [P,H,W,3] with P >= 1, got {pose.shape}")
+                box = None if boxes is None else np.asarray(boxes[b])
+                videos.append(
+                    reanimate(
+                        self.net,
+                        pose,
+                        audio[b],
+                        boxes=box,
+                        batch_size=self.cfg.generate_batch_size,
+                        device=self.device,
+                    )
+                )
+        finally:
+            self.train(was_training)
+        out = np.stack(videos)
+        assert out.shape[1] == frames_for_audio(audio.shape[1])
+        return out

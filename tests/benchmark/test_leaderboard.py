@@ -1,0 +1,243 @@
+"""Leaderboard ranking and exports on hand-made results whose best/second cells are known."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark.leaderboard import (
+    format_value,
+    leaderboard_frame,
+    published_rows,
+    render_terminal,
+    to_csv,
+    to_latex,
+    to_markdown,
+    write_leaderboard,
+)
+from benchmark.results import MetricResult, Protocol, Results, RunInfo
+
+DIRECTIONS = {"fvd_16f": "lower", "av_conf": "higher", "av_offset": "match_gt", "blinks_per_s": "match_gt"}
+PUBLISHED_CSV = """\
+# a comment line, as in reference/diffused_heads_table1.csv
+dataset,method,FVD,FID,blinks_per_s,blink_dur_s,OFM,F_MSE,AV_offset,AV_conf,WER
+LRW,Diffused Heads,71.88,3.94,0.35,0.28,70.71,19.69,-2,4.61,0.77
+LRW,GT,,,0.53,0.28,72.02,27.34,-2,5.83,
+CREMA,SDA,376.48,79.82,0.25,0.26,68.21,6.83,2,5.50,
+"""
+
+
+def result(
+    name: str,
+    label: str,
+    kind: str,
+    values: dict[str, float],
+    *,
+    finished: str = "2025-03-01T12:00:00+00:00",
+    protocol: str = "abc123def456",
+    dataset: str = "lrw",
+    n_failed: int = 0,
+) -> Results:
+    run = RunInfo(name, kind, dataset, None, label, None, 0, None, {}, "2025-03-01T11:00:00+00:00", finished)
+    return Results(
+        run=run,
+        protocol=Protocol("table1", protocol, dataset, "test", 10, {}),
+        evaluators={"syncnet": {"weights": "syncnet_v2", "sha256": "deadbeef" * 8}},
+        metrics={k: MetricResult(v, 10 - n_failed, n_failed, DIRECTIONS[k]) for k, v in values.items()},
+    )
+
+
+@pytest.fixture
+def runs() -> list[Results]:
+    # fvd lower: B best, A second; av_conf higher: C best, A second;
+    # av_offset match_gt (GT +1): C exact, B one away, A three away; blinks match_gt (GT 0.5): B 0.45, A 0.3, C 0.1
+    return [
+        result("a", "Alpha", "model", {"fvd_16f": 150.0, "av_conf": 6.0, "av_offset": -2, "blinks_per_s": 0.3}),
+        result("b", "Beta", "external", {"fvd_16f": 80.25, "av_conf": 5.0, "av_offset": 0, "blinks_per_s": 0.45}),
+        result("c", "Gamma", "baseline", {"fvd_16f": 300.0, "av_conf": 7.25, "av_offset": 1, "blinks_per_s": 0.1}),
+        result("gt", "GT", "gt", {"fvd_16f": math.nan, "av_conf": 5.5, "av_offset": 1, "blinks_per_s": 0.5}),
+    ]
+
+
+def test_direction_aware_marks_in_markdown(runs: list[Results]) -> None:
+    (table,) = leaderboard_frame(runs, "LRW")
+    text = to_markdown(table)
+    assert "| Method | FVD\\_16f ↓ | Blinks/s →GT | AV offset →GT | AV conf. ↑ |" in text
+    assert "| Alpha | <u>150.00</u> | <u>0.30</u> | -2 | <u>6.00</u> |" in text
+    assert "| Beta | **80.25** | **0.45** | <u>0</u> | 5.00 |" in text
+    assert "| Gamma | 300.00 | 0.10 | **+1** | **7.25** |" in text
+    assert "| GT | – | 0.50 | +1 | 5.50 |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
+    assert rows[-1].startswith("| GT |")
+    assert "hash `abc123def456`" in text and "syncnet=syncnet\\_v2 (deadbeef)" in text
+
+
+def test_direction_aware_marks_in_latex(runs: list[Results]) -> None:
+    (table,) = leaderboard_frame(runs, "lrw")
+    text = to_latex(table)
+    header = r"Method & FVD\_16f $\downarrow$ & Blinks/s $\rightarrow$GT & AV offset $\rightarrow$GT"
+    assert header + r" & AV conf. $\uparrow$ \\" in text
+    assert r"Alpha & \underline{150.00} & \underline{0.30} & $-$2 & \underline{6.00} \\" in text
+    assert r"Beta & \textbf{80.25} & \textbf{0.45} & \underline{0} & 5.00 \\" in text
+    gamma_then_gt = [
+        r"Gamma & 300.00 & 0.10 & \textbf{+1} & \textbf{7.25} \\",
+        r"\midrule",
+        r"GT & -- & 0.50 & +1 & 5.50 \\",
+    ]
+    assert "\n".join(gamma_then_gt) in text
+    lines = text.splitlines()
+    assert lines.index("\\toprule") < lines.index("\\bottomrule")
+    assert lines[lines.index("\\bottomrule") - 1].startswith("GT &")
+    assert "\\begin{tabular}{lrrrr}" in text and "\\caption{" in text and "abc123def456" in text
+    assert text.count("\\begin{table}") == 1 and text.count("\\end{table}") == 1
+
+
+def test_gt_row_is_last_and_never_ranked(runs: list[Results]) -> None:
+    # a GT row that would win every column if it were ranked
+    runs[-1] = result("gt", "GT", "gt", {"fvd_16f": 1.0, "av_conf": 99.0, "av_offset": 1, "blinks_per_s": 0.5})
+    (table,) = leaderboard_frame(list(reversed(runs)), "lrw")
+    assert list(table.frame["method"]) == ["Alpha", "Beta", "Gamma", "GT"]
+    assert table.ranks.iloc[-1].isna().all()
+    assert table.mark(1, "fvd_16f") == "best"
+
+
+def test_match_gt_is_not_ranked_without_a_gt_row(runs: list[Results]) -> None:
+    (table,) = leaderboard_frame(runs[:3], "lrw")
+    assert table.ranks["av_offset"].isna().all() and table.ranks["blinks_per_s"].isna().all()
+    assert table.ranks["fvd_16f"].notna().all()
+    assert any("not ranked" in note for note in table.notes)
+
+
+def test_ties_share_the_rank_and_nan_never_ranks() -> None:
+    runs = [
+        result("a", "A", "model", {"fvd_16f": 10.0, "blinks_per_s": 0.25}),
+        result("b", "B", "model", {"fvd_16f": 10.0, "blinks_per_s": 0.23}),  # |0.25-0.24| == |0.23-0.24|
+        result("c", "C", "model", {"fvd_16f": 12.0, "blinks_per_s": math.nan}),
+        result("d", "D", "model", {"fvd_16f": math.nan, "blinks_per_s": 0.5}),
+        result("gt", "GT", "gt", {"blinks_per_s": 0.24}),
+    ]
+    (table,) = leaderboard_frame(runs, "lrw")
+    marks = {m: [table.mark(i, m) for i in range(4)] for m in ("fvd_16f", "blinks_per_s")}
+    assert marks["fvd_16f"] == ["best", "best", "second", None]
+    assert marks["blinks_per_s"] == ["best", "best", None, "second"]
+
+
+def test_different_protocols_make_different_tables(runs: list[Results]) -> None:
+    other = result("a", "Alpha", "model", {"fvd_16f": 1.0}, protocol="fff000fff000")
+    crema = result("a", "Alpha", "model", {"fvd_16f": 2.0}, dataset="crema")
+    tables = leaderboard_frame([*runs, other, crema], None)
+    assert [(t.dataset, t.protocol_hash) for t in tables] == [
+        ("crema", "abc123def456"),
+        ("lrw", "abc123def456"),
+        ("lrw", "fff000fff000"),
+    ]
+    # the run with FVD 1.0 under another protocol does not take "best" from Beta
+    assert tables[1].mark(1, "fvd_16f") == "best"
+    assert "fff000fff000" in tables[2].title and "lrw" in tables[2].title and "table1" in tables[2].title
+    assert len(leaderboard_frame([*runs, other, crema], "crema")) == 1
+
+
+def test_newest_duplicate_run_wins(runs: list[Results]) -> None:
+    newer = result("a", "Alpha", "model", {"fvd_16f": 50.0}, finished="2025-03-02T09:00:00+00:00")
+    older = result("b", "Beta", "external", {"fvd_16f": 1.0}, finished="2025-02-01T09:00:00+00:00")
+    (table,) = leaderboard_frame([newer, *runs, older], "lrw")
+    assert list(table.frame["name"]) == ["a", "b", "c", "gt"]
+    assert table.frame.set_index("name").at["a", "fvd_16f"] == 50.0
+    assert table.frame.set_index("name").at["b", "fvd_16f"] == 80.25
+    assert table.mark(0, "fvd_16f") == "best"
+
+
+def test_duplicate_labels_are_told_apart() -> None:
+    runs = [result("w-seed0", "Wav2Lip", "model", {"fvd_16f": 1.0}), result("w-seed1", "Wav2Lip", "model", {})]
+    (table,) = leaderboard_frame(runs, "lrw")
+    assert list(table.frame["method"]) == ["Wav2Lip (w-seed0)", "Wav2Lip (w-seed1)"]
+
+
+def test_published_rows_are_a_separate_unranked_block(tmp_path: Path, runs: list[Results]) -> None:
+    csv_path = tmp_path / "table1.csv"
+    csv_path.write_text(PUBLISHED_CSV)
+    published = published_rows(csv_path, "lrw")
+    assert list(published["method"]) == ["Diffused Heads", "GT"]
+    assert {"fvd", "fid", "blink_dur", "fmse", "av_offset", "wer"} <= set(published.columns)
+    assert math.isnan(published.at[1, "fvd"]) and published.at[0, "av_offset"] == -2
+
+    # the published FVD (71.88) is below every FVD of ours: it must not take "best"
+    (table,) = leaderboard_frame(runs, "lrw", published=csv_path)
+    assert table.mark(1, "fvd_16f") == "best"
+    md = to_markdown(table)
+    ours, theirs = md.split("*Published")
+    assert "**" in ours and "**" not in theirs and "<u>" not in theirs
+    assert "| Diffused Heads | 71.88 | 3.94 | 0.35 | 0.28 | 70.71 | 19.69 | -2 | 4.61 | 0.77 |" in theirs
+    tex = to_latex(table)
+    block = tex.split("Published")[-1]
+    assert "\\textbf" not in block and "\\underline" not in block
+    assert "Diffused Heads & 71.88 & 3.94 & 0.35 & 0.28 & 70.71 & 19.69 & $-$2 & 4.61 & 0.77 \\\\" in block
+    # our GT row stays the last row of our block, with the rule before it
+    assert "\\midrule\nGT & -- & -- & 0.50 & -- & -- & -- & +1 & 5.50 & -- \\\\\n\\midrule\n\\multicolumn" in tex
+    term = render_terminal(table)
+    assert "published (not ranked)" in term and "*" not in term.split("published (not ranked)")[1].split("\n* ")[0]
+
+    only = leaderboard_frame([], "crema", published=csv_path)
+    assert len(only) == 1 and only[0].frame.empty and list(only[0].published["method"]) == ["SDA"]
+
+
+def test_csv_export_has_full_precision_and_meta_columns(runs: list[Results]) -> None:
+    runs[0].metrics["fvd_16f"].value = 1 / 3
+    (table,) = leaderboard_frame(runs, "lrw")
+    frame = pd.read_csv(io.StringIO(to_csv(table)))
+    assert list(frame.columns[:7]) == ["method", "kind", "name", "dataset", "protocol", "protocol_hash", "n_clips"]
+    assert list(frame.columns[7:]) == ["fvd_16f", "blinks_per_s", "av_offset", "av_conf"]
+    assert frame.at[0, "fvd_16f"] == 1 / 3
+    assert list(frame["kind"]) == ["model", "external", "baseline", "gt"]
+    assert (frame["n_clips"] == 10).all()
+
+
+def test_write_leaderboard_paths_and_errors(tmp_path: Path, runs: list[Results]) -> None:
+    path = write_leaderboard(runs, "lrw", "markdown", reports_dir=tmp_path)
+    assert path == tmp_path / "leaderboard_lrw.md" and "**80.25**" in path.read_text()
+    assert write_leaderboard(runs, "lrw", "latex", reports_dir=tmp_path).suffix == ".tex"
+    out = write_leaderboard(runs, None, "csv", out=tmp_path / "x" / "board.csv")
+    assert out.read_text().startswith("method,kind,")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["leaderboard_lrw.md", "leaderboard_lrw.tex", "x"]
+    with pytest.raises(ValueError, match="crema.*lrw"):
+        write_leaderboard(runs, "crema", "csv", reports_dir=tmp_path)
+    with pytest.raises(ValueError, match="format"):
+        write_leaderboard(runs, "lrw", "html", reports_dir=tmp_path)
+
+
+def test_terminal_marks_and_failures(runs: list[Results]) -> None:
+    runs[1] = result(
+        "b", "Beta", "external", {"fvd_16f": 80.25, "av_conf": 5.0, "av_offset": 0, "blinks_per_s": 0.45}, n_failed=2
+    )
+    (table,) = leaderboard_frame(runs, "lrw")
+    text = render_terminal(table)
+    beta = next(line for line in text.splitlines() if line.startswith("Beta"))
+    assert "80.25*" in beta and "0.45*" in beta and "0_" in beta
+    assert "Beta: 2 of 10 clips could not be scored" in text
+    widths = {len(line) for line in text.splitlines()[1:4]}
+    assert len(widths) == 1  # rule and header are aligned
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "text"),
+    [
+        ("av_offset", -2.0, "-2"),
+        ("av_offset", 1.0, "+1"),
+        ("av_offset", 0.0, "0"),
+        ("av_offset", 0.4, "+0.4"),
+        ("av_offset", -0.04, "0.0"),
+        ("fvd_16f", 198.844, "198.84"),
+        ("blinks_per_s", 0.5234, "0.52"),
+        ("lse_d", 6.4689, "6.469"),
+        ("wer", 0.771, "0.77"),
+        ("fid", math.nan, "–"),
+        ("fid", None, "–"),
+        ("something_new", 0.12345, "0.123"),
+    ],
+)
+def test_format_value(metric: str, value: float | None, text: str) -> None:
+    assert format_value(metric, value) == text

@@ -1,0 +1,24 @@
+"""Shared test set-up: an isolated TALKBENCH_HOME, and a small synthetic corpus written once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+DATA_FILES = Path(__file__).resolve().parent / "data_files"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def talkbench_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("talkbench_home")
+    os.environ["TALKBENCH_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def small_corpus_cfg() -> dict:
+    """A corpus big enough for the end-to-end loop, small enough to write in seconds."""
+    return {"seed": 3, "n_speakers": 4, "n_clips": 24, "size": 96, "min_seconds": 1.2, "max_seconds": 1.8}

@@ -15,6 +15,7 @@ setup: $(BIN)/bench
 
 demo: setup
 	$(BIN)/bench run --model wav2lip --dataset synthetic --preset tiny
+	$(BIN)/bench run --model wav2lip --dataset synthetic --preset tiny run.train=false run.name=wav2lip_untrained
 	$(BIN)/bench run --model static --dataset synthetic --preset tiny
 	$(BIN)/bench leaderboard --dataset synthetic --format markdown
 

@@ -45,7 +45,7 @@ def _timeit(fn: Callable[[], object], repeat: int) -> float:
 def _clips(n: int, size: int = 96, seconds: float = 2.0):
     from data.synthetic.generator import SyntheticConfig, make_corpus_spec, render_clip
 
-    cfg = SyntheticConfig(seed=11, n_speakers=2, n_clips=n, size=size, min_seconds=seconds, max_seconds=seconds)
+    cfg = SyntheticConfig(seed=11, n_speakers=4, n_clips=n, size=size, min_seconds=seconds, max_seconds=seconds)
     spec = make_corpus_spec(cfg)
     return [render_clip(spec, i) for i in range(n)]
 
@@ -129,7 +129,7 @@ def bench_wav2lip(quick: bool) -> list[Figure]:
             Wav2LipConfig.preset(preset), expert=SyncNetExpertModule(SyncNetExpertConfig.preset(preset))
         )
         ds = WINDOWS[module.window_kind](clips, seed=0, **module.window_kwargs())
-        loader = torch.utils.data.DataLoader(ds, batch_size=module.batch_size)
+        loader = torch.utils.data.DataLoader(ds, batch_size=module.cfg.batch_size)
         batch = next(iter(loader))
         opt = module.configure_optimizers()
         opt = opt[0] if isinstance(opt, list | tuple) else opt
@@ -156,7 +156,7 @@ def bench_wav2lip(quick: bool) -> list[Figure]:
                 f"{preset}: training (steps/s)",
                 steps / t,
                 "steps/s",
-                extra={"batch_size": module.batch_size},
+                extra={"batch_size": module.cfg.batch_size},
             )
         )
         figures.append(

@@ -171,6 +171,7 @@ def train_or_load(cfg: DictConfig, corpus: LayoutCorpus, trail: tuple[str, ...] 
         extra = list((cfg.run.get("dep_overrides") or {}).get(needed, []))
         sub = compose(needed, cfg.dataset.name, cfg.run.preset, _carry_overrides(cfg) + extra)
         needs[arg] = train_or_load(sub, corpus, (*trail, name))[0]
+    torch.manual_seed(int(cfg.run.seed))  # the initial weights (and so an untrained row) repeat
     module = build_model(cfg, needs)
     run_dir = run_dir_of(cfg)
     weights_path = run_dir / "model.pt"
@@ -329,6 +330,7 @@ def protocol_for(cfg: DictConfig, corpus: LayoutCorpus, evaluator: Evaluator | N
         "split": "test",
         "limit": cfg.run.limit,
         "identity_frame": cfg.run.identity_frame,
+        "pose_prior": cfg.run.pose_prior,
         "metrics": list(cfg.metrics.names),
         "flow": OmegaConf.to_container(cfg.metrics.flow),
         "sync": {k: v for k, v in OmegaConf.to_container(cfg.metrics.sync).items() if k != "evaluator"},
@@ -575,6 +577,8 @@ def generate_split(cfg: DictConfig, module, clips: Sequence[Clip], out_dir: Path
     """Generate every test clip from its first frame and its audio; mp4 with the audio muxed."""
     from rich.progress import Progress
 
+    if cfg.run.pose_prior not in ("none", "video"):
+        raise ValueError(f"run.pose_prior must be 'none' or 'video', got {cfg.run.pose_prior!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
     videos = {}
     t0 = time.perf_counter()
@@ -585,8 +589,9 @@ def generate_split(cfg: DictConfig, module, clips: Sequence[Clip], out_dir: Path
             path = out_dir / video_name(clip.clip_id)
             if not path.exists():
                 video = np.asarray(clip.video)
+                prior = video[None] if cfg.run.pose_prior == "video" else None
                 frames = module.generate(
-                    video[None, 0], clip.audio[None], pose_prior=video[None], seed=int(cfg.run.seed) + i
+                    video[None, 0], clip.audio[None], pose_prior=prior, seed=int(cfg.run.seed) + i
                 )[0]
                 write_video(path, frames, clip.audio)
                 n_frames += len(frames)

@@ -16,7 +16,7 @@ FACE_SIZE = 96  # the official U-Net only fits 96x96 (128x128 fails at the skip 
 FACE_CHANNELS = 6  # masked target (BGR) + reference (BGR)
 
 # width multiplier per preset; "paper" is the official network
-PRESET_WIDTHS: dict[str, float] = {"paper": 1.0, "tiny": 0.25}
+PRESET_WIDTHS: dict[str, float] = {"paper": 1.0, "tiny": 0.125}
 
 # Face encoder, one entry per skip level: (cout, first kernel, first stride, first padding, n residual blocks)
 # 96 -> 96 -> 48 -> 24 -> 12 -> 6 -> 3 -> 1 (official comments).

@@ -1,0 +1,23 @@
+import json
+
+from benchmark.perf import BENCHMARKS, Figure, format_table, run_perf
+
+
+def test_perf_writes_figures_with_baseline_and_machine(tmp_path, capsys):
+    out = tmp_path / "perf.json"
+    figures = run_perf(["corpus_decode"], out, quick=True)
+    payload = json.loads(out.read_text())
+    assert payload["machine"]["cpus"] >= 1 and "torch" in json.dumps(payload["machine"])
+    (fig,) = payload["figures"]
+    assert fig["benchmark"] == "corpus_decode" and fig["value"] > 0 and fig["baseline"] > 0
+    assert fig["ratio"] == figures[0].value / figures[0].baseline
+    assert "corpus_decode" in capsys.readouterr().out
+
+
+def test_registry_covers_the_spine():
+    assert {"corpus_decode", "sync_scoring", "wav2lip"} <= set(BENCHMARKS)
+
+
+def test_table_shows_ratio():
+    text = format_table([Figure("b", "fast", 10.0, "clips/s", 2.0, "slow")])
+    assert "5.0x" in text and "slow" in text

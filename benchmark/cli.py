@@ -271,11 +271,9 @@ COMMANDS = {
 
 def _quiet_libraries() -> None:
     """Keep Lightning's banners and advice out of the output users read (--debug shows everything)."""
-    import logging
     import warnings
 
-    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    # (Lightning's loggers are quieted by the runner after Lightning is imported: its import resets them)
     # intended: frozen evaluators / experts stay in eval mode while the model around them trains
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     warnings.filterwarnings("ignore", message=r".*treespec.*")
@@ -285,7 +283,9 @@ def _quiet_libraries() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("TALKBENCH_DEBUG") == "1"
-    if not debug:
+    if debug:
+        os.environ["TALKBENCH_DEBUG"] = "1"  # the DDP child processes inherit it
+    else:
         _quiet_libraries()
     try:
         return COMMANDS[args.command](args) or 0

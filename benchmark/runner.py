@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -77,9 +78,9 @@ def model_class(name: str):
 def model_params(cfg: DictConfig, cls) -> Any:
     """The model's hyperparameters: its config dataclass at the run's preset, with the YAML's non-null params."""
     config_cls = getattr(cls, "config_class", None)
-    params = {
-        k: v for k, v in (OmegaConf.to_container(cfg.model.get("params") or {}, resolve=True)).items() if v is not None
-    }
+    raw = cfg.model.get("params")
+    raw = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else dict(raw or {})
+    params = {k: v for k, v in raw.items() if v is not None}
     if config_cls is None:
         if params:
             raise ValueError(f"model {cfg.model.name!r} takes no params, got {sorted(params)}")
@@ -124,6 +125,10 @@ def _trainer(cfg: DictConfig, run_dir: Path):
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
+    if os.environ.get("TALKBENCH_DEBUG") != "1":
+        # banners and advice ("GPU available", tips) out of the users' output; set after import, which resets them
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     t = cfg.trainer
     return L.Trainer(
         accelerator=t.accelerator,
@@ -226,16 +231,17 @@ def _load_cached(module, path: Path, thash: str) -> dict | None:
 
 
 def load_checkpoint_into(module, ref: str) -> dict:
-    """Load a registered weights name or a checkpoint file (official formats) into `module`'s network."""
+    """Load a registered weights name or a checkpoint file (any official format) into the model's network."""
     from metrics import weights as store
+    from models.checkpoints import load_network_weights
 
+    net = getattr(module, "net", None)
+    if net is None:
+        raise ValueError(f"{type(module).__name__} has no network weights to load (run.checkpoint={ref!r})")
     path = Path(ref)
     if not path.exists():
-        path, entry = store.resolve(ref)
-    from models.checkpoints import load_official_state_dict
-
-    sd = load_official_state_dict(path)
-    module.load_network_state_dict(sd)
+        path, _ = store.resolve(ref)
+    load_network_weights(net, path)
     return {"source": "checkpoint", "path": str(path), "sha256": sha256_file(path)}
 
 

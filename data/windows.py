@@ -18,6 +18,7 @@ makes reproducible), so windows differ between epochs and workers but runs repea
 
 from __future__ import annotations
 
+import abc
 import os
 from collections.abc import Sequence
 
@@ -60,7 +61,7 @@ def model_to_rgb(x: torch.Tensor) -> np.ndarray:
     return t.movedim(-3, -1).flip(-1).cpu().numpy()
 
 
-class _ClipWindows(Dataset):
+class _ClipWindows(Dataset, abc.ABC):
     """Per-clip 96x96 frames and mel spectrogram, precomputed; subclasses define valid starts and items."""
 
     def __init__(self, clips: Sequence[Clip], *, length: int | None = None, fixed: bool = False, seed: int = 0) -> None:
@@ -95,8 +96,9 @@ class _ClipWindows(Dataset):
     def _keep(self, faces: np.ndarray) -> np.ndarray:
         return faces
 
+    @abc.abstractmethod
     def _valid_starts(self, num_frames: int, mel: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Window start frames whose frames and audio windows all exist."""
 
     def __len__(self) -> int:
         return self.length

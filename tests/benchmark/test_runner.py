@@ -147,8 +147,16 @@ def test_run_from_checkpoint_reproduces_scores(wav2lip_run):
     """run.checkpoint loads weights (our model.pt, a Lightning-style dict) instead of training."""
     out, _ = wav2lip_run
     ckpt = out / "synthetic" / "wav2lip" / "model.pt"
-    args = ["run", "--model", "wav2lip", "--dataset", "synthetic", "--preset", "tiny",
-            *small_overrides(out, **{"run.checkpoint": str(ckpt), "run.name": "from_ckpt"})]
+    args = [
+        "run",
+        "--model",
+        "wav2lip",
+        "--dataset",
+        "synthetic",
+        "--preset",
+        "tiny",
+        *small_overrides(out, **{"run.checkpoint": str(ckpt), "run.name": "from_ckpt"}),
+    ]
     assert main(args) == 0
     a = load_results(out / "synthetic" / "wav2lip" / "results.json")
     b = load_results(out / "synthetic" / "from_ckpt" / "results.json")

@@ -46,10 +46,19 @@ def bgr_frames_128(video: np.ndarray) -> np.ndarray:
     return np.stack([cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), (FLOW_SIZE, FLOW_SIZE)) for frame in video])
 
 
-def farneback_flows(video: np.ndarray) -> list[np.ndarray]:
-    """Farneback flow float32 [128, 128, 2] for each consecutive frame pair of an RGB uint8 video."""
+def farneback_flows(video: np.ndarray, identical_is_still: bool = False) -> list[np.ndarray]:
+    """Farneback flow float32 [128, 128, 2] for each consecutive frame pair of an RGB uint8 video.
+
+    identical_is_still: give identical grey frames an all-zero field instead of Farneback's estimate, which
+    leaves spurious border flow on textured frames (see `optical_flow_magnitude`).
+    """
     grey = [cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) for frame in bgr_frames_128(video)]
-    return [cv2.calcOpticalFlowFarneback(prev, cur, None, **FARNEBACK_ARGS) for prev, cur in zip(grey[:-1], grey[1:])]
+    return [
+        np.zeros((*cur.shape, 2), np.float32)
+        if identical_is_still and np.array_equal(prev, cur)
+        else cv2.calcOpticalFlowFarneback(prev, cur, None, **FARNEBACK_ARGS)
+        for prev, cur in zip(grey[:-1], grey[1:])
+    ]
 
 
 def paper_flow_image(flow: np.ndarray) -> np.ndarray:
@@ -70,13 +79,13 @@ def optical_flow_magnitude(video: np.ndarray, mode: str = "paper") -> float:
     video gives 128/3 ~ 42.667 here, because that is what the reference code computes (see `paper_flow_image`).
     standard: mean over pairs and pixels of sqrt(fx^2 + fy^2), in pixels of the 128x128 frames (frozen: 0).
 
-    Both frozen values are exact only where Farneback returns an all-zero field (flat image borders). On two
-    identical textured frames OpenCV's Farneback leaves up to ~1 px of spurious flow in the outer 2-3 pixel
-    rows/columns, so a frozen synthetic-corpus clip measures ~0.005 px (standard) and ~42.95 (paper: the
-    min-max normalisation stretches that border noise to 0-255). That is OpenCV's behaviour, kept as is.
+    On two identical textured frames OpenCV's Farneback leaves up to ~1 px of spurious flow in the outer 2-3
+    pixel rows/columns. paper mode keeps it, as the reference does (a frozen synthetic-corpus clip measures
+    ~42.95: the min-max normalisation stretches that border noise to 0-255); standard mode counts identical
+    frames as still (zero flow), so a frozen video measures exactly 0.
     """
     _check(video, mode)
-    flows = farneback_flows(video)
+    flows = farneback_flows(video, identical_is_still=mode == "standard")
     if mode == "paper":
         # the reference keeps every colour-mapped image and takes np.mean of the list; same here
         return float(np.mean(np.stack([paper_flow_image(flow) for flow in flows])))

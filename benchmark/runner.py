@@ -512,6 +512,7 @@ def evaluate_gt(
     """The GT row: the real test clips scored by the same metrics (computed once per protocol)."""
     run_dir = Path(cfg.run.out_dir) / cfg.dataset.name / f"GT-{protocol.hash[:8]}"
     if (run_dir / "results.json").exists():
+        log(f"[evaluate] GT row of protocol {protocol.hash[:8]}: reusing {run_dir}")
         return load_results(run_dir / "results.json")
     log(f"[evaluate] GT: scoring {len(clips)} real test clips")
     started = _now()
@@ -635,7 +636,7 @@ def run(cfg: DictConfig) -> Results | None:
     log(f"[generate] {cfg.run.name}: {len(clips)} test clips -> {run_dir / 'generated'}")
     videos = generate_split(cfg, module, clips, run_dir / "generated", progress=bool(cfg.trainer.progress))
     protocol = protocol_for(cfg, corpus, evaluator, len(clips))
-    gt = evaluate_gt(cfg, corpus, clips, evaluator, protocol)
+    evaluate_gt(cfg, corpus, clips, evaluator, protocol)
     log(f"[evaluate] {cfg.run.name}: scoring {len(videos)} generated clips")
     notes = list(cfg.model.get("notes") or [])
     res = evaluate_folder(
@@ -656,7 +657,6 @@ def run(cfg: DictConfig) -> Results | None:
         evaluator,
         clips,
     )
-    log(f"[evaluate] GT row: {gt.run.name} ({protocol.hash[:8]})")
     return res
 
 

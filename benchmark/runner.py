@@ -233,7 +233,7 @@ def _load_cached(module, path: Path, thash: str) -> dict | None:
 def load_checkpoint_into(module, ref: str) -> dict:
     """Load a registered weights name or a checkpoint file (any official format) into the model's network."""
     from metrics import weights as store
-    from models.checkpoints import load_network_weights, load_official_state_dict
+    from models.checkpoints import load_network_weights
 
     net = getattr(module, "net", None)
     if net is None:
@@ -241,9 +241,7 @@ def load_checkpoint_into(module, ref: str) -> dict:
     path = Path(ref)
     if not path.exists():
         path, _ = store.resolve(ref)
-    # our own model.pt / Lightning checkpoints hold the whole module: its network lives under "net."
-    prefix = "net." if any(k.startswith("net.") for k in load_official_state_dict(path)) else None
-    load_network_weights(net, path, prefix=prefix)
+    load_network_weights(net, path)
     return {"source": "checkpoint", "path": str(path), "sha256": sha256_file(path)}
 
 

@@ -56,8 +56,8 @@ def load_official_state_dict(path: str | os.PathLike, *, prefix: str | None = No
 
     Accepts a raw state dict, a dict with a `state_dict` entry (Wav2Lip's training checkpoints, Lightning
     checkpoints), a TorchScript archive, with or without `module.` prefixes (removed). `prefix` selects and
-    strips a sub-network's keys (e.g. `"expert.net."` inside a Wav2LipModule checkpoint); for a Lightning
-    checkpoint it defaults to `"net."` when such keys exist.
+    strips a sub-network's keys (e.g. `"expert.net."` inside a Wav2LipModule checkpoint); for a whole-module
+    checkpoint (Lightning's, or a runner's model.pt) it defaults to `"net."` when such keys exist.
     """
     path = Path(path)
     if not path.is_file():
@@ -92,7 +92,13 @@ def load_official_state_dict(path: str | os.PathLike, *, prefix: str | None = No
         )
 
     sd = {_strip_dataparallel(k): v for k, v in payload.items()}
-    if prefix is None and lightning and any(k.startswith(LIGHTNING_NET_PREFIX) for k in sd):
+    # a whole-module checkpoint (Lightning's, or talkbench's model.pt {"state_dict": module.state_dict()}) keeps
+    # the network under "net."; official network files never use that prefix
+    if (
+        prefix is None
+        and fmt in ("lightning", "dict[state_dict]")
+        and any(k.startswith(LIGHTNING_NET_PREFIX) for k in sd)
+    ):
         prefix = LIGHTNING_NET_PREFIX
     if prefix:
         sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}

@@ -41,10 +41,31 @@ def small_overrides(out_dir: Path, expert: bool = True, **extra) -> list[str]:
     return [f"{k}={v}" for k, v in items.items()]
 
 
+def run_args(out_dir: Path, **extra) -> list[str]:
+    return [
+        "run",
+        "--model",
+        "wav2lip",
+        "--dataset",
+        "synthetic",
+        "--preset",
+        "tiny",
+        *small_overrides(out_dir, **extra),
+    ]
+
+
+def assert_same_scores(out: Path, name_a: str, name_b: str) -> None:
+    a = load_results(out / "synthetic" / name_a / "results.json")
+    b = load_results(out / "synthetic" / name_b / "results.json")
+    assert b.protocol.hash == a.protocol.hash
+    for metric, m in a.metrics.items():
+        assert b.metrics[metric].value == pytest.approx(m.value, abs=1e-9), metric
+
+
 @pytest.fixture(scope="module")
 def wav2lip_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    args = ["run", "--model", "wav2lip", "--dataset", "synthetic", "--preset", "tiny", *small_overrides(out)]
+    args = run_args(out)
     assert main(args) == 0
     return out, args
 
@@ -93,11 +114,8 @@ def test_evaluate_folder_matches_run(wav2lip_run, capsys):
         *small_overrides(out, expert=False),
     ]
     assert main(args) == 0
-    a = load_results(out / "synthetic" / "wav2lip" / "results.json")
-    b = load_results(out / "synthetic" / "copy" / "results.json")
-    assert b.run.kind == "external" and b.protocol.hash == a.protocol.hash
-    for name, m in a.metrics.items():
-        assert b.metrics[name].value == pytest.approx(m.value, abs=1e-9), name
+    assert load_results(out / "synthetic" / "copy" / "results.json").run.kind == "external"
+    assert_same_scores(out, "wav2lip", "copy")
 
 
 def test_leaderboard_exports(wav2lip_run, tmp_path, capsys):
@@ -121,19 +139,8 @@ def test_ddp_two_processes_train(wav2lip_run, tmp_path):
     out, _ = wav2lip_run
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchmark.cli",
-        "run",
-        "--model",
-        "wav2lip",
-        "--dataset",
-        "synthetic",
-        *small_overrides(
-            tmp_path, **{"trainer.devices": 2, "trainer.strategy": "ddp", "trainer.accelerator": "cpu", "run.limit": 1}
-        ),
-    ]
+    ddp = {"trainer.devices": 2, "trainer.strategy": "ddp", "trainer.accelerator": "cpu", "run.limit": 1}
+    cmd = [sys.executable, "-m", "benchmark.cli", *run_args(tmp_path, **ddp)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics_csv = tmp_path / "synthetic" / "wav2lip" / "logs" / "metrics.csv"
@@ -146,19 +153,6 @@ def test_run_from_checkpoint_reproduces_scores(wav2lip_run):
     """run.checkpoint loads weights (our model.pt, a Lightning-style dict) instead of training."""
     out, _ = wav2lip_run
     ckpt = out / "synthetic" / "wav2lip" / "model.pt"
-    args = [
-        "run",
-        "--model",
-        "wav2lip",
-        "--dataset",
-        "synthetic",
-        "--preset",
-        "tiny",
-        *small_overrides(out, **{"run.checkpoint": str(ckpt), "run.name": "from_ckpt"}),
-    ]
-    assert main(args) == 0
-    a = load_results(out / "synthetic" / "wav2lip" / "results.json")
-    b = load_results(out / "synthetic" / "from_ckpt" / "results.json")
-    assert b.run.checkpoint["source"] == "checkpoint"
-    for name, m in a.metrics.items():
-        assert b.metrics[name].value == pytest.approx(m.value, abs=1e-9), name
+    assert main(run_args(out, **{"run.checkpoint": str(ckpt), "run.name": "from_ckpt"})) == 0
+    assert load_results(out / "synthetic" / "from_ckpt" / "results.json").run.checkpoint["source"] == "checkpoint"
+    assert_same_scores(out, "wav2lip", "from_ckpt")

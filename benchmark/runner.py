@@ -316,7 +316,11 @@ def metric_groups(names: Sequence[str]) -> dict[str, list[str]]:
     return groups
 
 
-def build_metrics(cfg: DictConfig, names: Sequence[str], evaluator: Evaluator | None) -> dict[str, ClipMetric]:
+def build_metrics(
+    cfg: DictConfig, names: Sequence[str], evaluator: Evaluator | None, corpus: LayoutCorpus | None = None
+) -> dict[str, ClipMetric]:
+    """Fresh metric objects for `names`: each class gets its config section's settings as keyword arguments,
+    the sync evaluator when it declares `needs_evaluator`, and the corpus when it declares `needs_corpus`."""
     out = {}
     for target in metric_groups(names):
         cls = registry.import_target(target)
@@ -327,21 +331,49 @@ def build_metrics(cfg: DictConfig, names: Sequence[str], evaluator: Evaluator | 
             kwargs.update(
                 evaluator=evaluator.net, weights_name=evaluator.info["name"], weights_sha256=evaluator.info["sha256"]
             )
+        if getattr(cls, "needs_corpus", False):
+            if corpus is None:
+                raise ValueError(f"metric {target} needs the corpus being scored")
+            kwargs["corpus"] = corpus
         out[target] = cls(**kwargs)
     return out
 
 
-def protocol_for(cfg: DictConfig, corpus: LayoutCorpus, evaluator: Evaluator | None, n_clips: int) -> Protocol:
+def metric_evaluators(metrics: dict[str, ClipMetric], evaluator: Evaluator | None = None) -> dict[str, dict]:
+    """What produced each metric's values, by evaluator key (recorded in results, hashed into the protocol)."""
+    out: dict[str, dict] = {"syncnet": dict(evaluator.info)} if evaluator else {}
+    for metric in metrics.values():
+        key, info = getattr(metric, "evaluator_key", None), getattr(metric, "evaluator_info", None)
+        if key and info:
+            out[key] = {**out.get(key, {}), **info}
+    return out
+
+
+def protocol_for(
+    cfg: DictConfig,
+    corpus: LayoutCorpus,
+    evaluator: Evaluator | None,
+    n_clips: int,
+    metrics: dict[str, ClipMetric] | None = None,
+) -> Protocol:
+    """The frozen evaluation settings: corpus, split, clip selection, every metric's settings and the sha256 of
+    every network that produced a value. Rows are ranked together only when this hash matches."""
+    names = list(cfg.metrics.names)
+    if metrics is None:
+        metrics = build_metrics(cfg, names, evaluator, corpus)
+    sections = sorted({m.config_section for m in metrics.values() if m.config_section})
     settings = {
         "corpus": corpus.fingerprint(),
         "split": "test",
         "limit": cfg.run.limit,
         "identity_frame": cfg.run.identity_frame,
         "pose_prior": cfg.run.pose_prior,
-        "metrics": list(cfg.metrics.names),
-        "flow": OmegaConf.to_container(cfg.metrics.flow),
-        "sync": {k: v for k, v in OmegaConf.to_container(cfg.metrics.sync).items() if k != "evaluator"},
-        "sync_evaluator_sha256": evaluator.info.get("sha256") if evaluator else None,
+        "metrics": names,
+        **{
+            sec: {k: v for k, v in OmegaConf.to_container(cfg.metrics[sec]).items() if k != "evaluator"}
+            for sec in sections
+        },
+        "evaluator_sha256": {k: v.get("sha256") for k, v in sorted(metric_evaluators(metrics, evaluator).items())},
     }
     h = protocol_hash(settings)
     return Protocol(
@@ -463,14 +495,14 @@ def record(
     run_dir: Path,
     run: RunInfo,
     protocol: Protocol,
-    evaluator: Evaluator | None,
+    evaluators: dict[str, dict],
     metrics: dict[str, MetricResult],
     rows: list[dict],
 ) -> Results:
     res = Results(
         run=run,
         protocol=protocol,
-        evaluators={"syncnet": evaluator.info} if evaluator else {},
+        evaluators=evaluators,
         metrics=metrics,
     )
     write_jsonl_atomic(run_dir / "samples.jsonl", rows)
@@ -515,7 +547,7 @@ def evaluate_gt(
     log(f"[evaluate] GT: scoring {len(clips)} real test clips")
     started = _now()
     names = list(cfg.metrics.names)
-    metrics = build_metrics(cfg, names, evaluator)
+    metrics = build_metrics(cfg, names, evaluator, corpus)
     res, rows = score_clips(
         clips,
         lambda i, c: np.asarray(c.video),
@@ -524,7 +556,8 @@ def evaluate_gt(
         run_dir / "samples.partial.jsonl",
         progress=bool(cfg.trainer.progress),
     )
-    out = record(run_dir, _run_info(cfg, "gt", "GT", "GT", started), protocol, evaluator, res, rows)
+    info = _run_info(cfg, "gt", "GT", "GT", started)
+    out = record(run_dir, info, protocol, metric_evaluators(metrics, evaluator), res, rows)
     (run_dir / "samples.partial.jsonl").unlink(missing_ok=True)
     return out
 
@@ -539,8 +572,8 @@ def evaluate_folder(
     clips: list[Clip],
 ) -> Results:
     names = list(cfg.metrics.names)
-    metrics = build_metrics(cfg, names, evaluator)
-    protocol = protocol_for(cfg, corpus, evaluator, len(clips))
+    metrics = build_metrics(cfg, names, evaluator, corpus)
+    protocol = protocol_for(cfg, corpus, evaluator, len(clips), metrics)
     partial = run_dir / "samples.partial.jsonl"
 
     def fetch(i: int, clip: Clip) -> np.ndarray:
@@ -550,7 +583,7 @@ def evaluate_folder(
         return read_video(path)
 
     res, rows = score_clips(clips, fetch, metrics, names, partial, progress=bool(cfg.trainer.progress))
-    out = record(run_dir, run(), protocol, evaluator, res, rows)
+    out = record(run_dir, run(), protocol, metric_evaluators(metrics, evaluator), res, rows)
     partial.unlink(missing_ok=True)
     return out
 

@@ -48,6 +48,11 @@ class ClipMetric(Metric, abc.ABC):
     config_section: str | None = None
     #: True when the caller must pass an evaluator network built from registered weights
     needs_evaluator: bool = False
+    #: True when the caller must pass `corpus=` (the data.corpus.LayoutCorpus being scored), e.g. so the metric
+    #: can find the backbone calibrated on that corpus
+    needs_corpus: bool = False
+    #: the key under which `evaluator_info` is recorded in results ("syncnet", "inception", "landmarks", ...)
+    evaluator_key: str | None = None
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -56,6 +61,9 @@ class ClipMetric(Metric, abc.ABC):
         self.add_state("n_failed", default=torch.tensor(0), dist_reduce_fx="sum")
         #: (clip_id, reason) of clips this process could not score; local to the process
         self.failures: list[tuple[str, str]] = []
+        #: what produced the values (backbone arch, weights name, sha256, status official|calibrated|random):
+        #: recorded in every result and part of the protocol hash; None for metrics without a network
+        self.evaluator_info: dict | None = None
 
     @abc.abstractmethod
     def score_clip(self, sample: EvalSample) -> Sequence[float]:
@@ -74,7 +82,8 @@ class ClipMetric(Metric, abc.ABC):
 
     def per_clip(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(dataset indices [n], values [n, len(outputs)]) of every scored clip, unique by index, sorted."""
-        if not self.values or (isinstance(self.values, list) and len(self.values) == 0):
+        # a list of per-update tensors in this process; one gathered tensor after a distributed sync
+        if isinstance(self.values, list) and len(self.values) == 0:
             return torch.zeros(0, dtype=torch.long), torch.zeros(0, len(self.outputs), dtype=torch.float64)
         idx = dim_zero_cat(self.index)
         vals = dim_zero_cat(self.values).reshape(-1, len(self.outputs))
@@ -83,6 +92,10 @@ class ClipMetric(Metric, abc.ABC):
         keep = torch.ones_like(idx, dtype=torch.bool)
         keep[1:] = idx[1:] != idx[:-1]
         return idx[keep], vals[keep]
+
+    def reset(self) -> None:
+        super().reset()
+        self.failures = []
 
     def compute(self) -> dict[str, torch.Tensor]:
         _, vals = self.per_clip()

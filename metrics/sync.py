@@ -30,6 +30,7 @@ class SyncNetScores(ClipMetric):
     higher_is_better = None  # mixed: see the METRICS registry for each output's direction
     config_section = "sync"  # configs/metrics/default.yaml section holding its settings
     needs_evaluator = True  # the caller passes the SyncNet built from registered weights
+    evaluator_key = "syncnet"
 
     def __init__(
         self,

@@ -1,8 +1,11 @@
-"""`bench calibrate`: train an evaluation SyncNet on a corpus's train split and register it.
+"""`bench calibrate`: train evaluator networks on a corpus's train split and register them.
 
 Used where no pretrained evaluator applies (the synthetic corpus: syncnet_v2 was trained on real faces). The
 weights are named `<network>-<corpus>-<sha8>` and results record that name and hash, so a number scored with
 a calibrated evaluator is never mistaken for one scored with syncnet_v2.
+
+CALIBRATORS maps a calibration name to its "module:function(cfg, corpus) -> WeightsEntry"; a metric class says
+which one it needs through `calibration_needed`, and the runner runs it before scoring.
 """
 
 from __future__ import annotations
@@ -21,11 +24,39 @@ def _network_name(arch: str) -> str:
     return f"sync_eval_{arch}"
 
 
+CALIBRATORS: dict[str, str] = {
+    "sync": "benchmark.calibrate:calibrate_corpus",
+}
+
+
 def find_calibrated(corpus: LayoutCorpus) -> store.WeightsEntry | None:
-    """The newest evaluator calibrated on exactly this corpus (same clip list), if any."""
-    fp = corpus.fingerprint()
-    matches = [e for e in store.list_weights().values() if e.calibrated and e.meta.get("corpus") == fp]
-    return max(matches, key=lambda e: e.registered) if matches else None
+    """The newest evaluation SyncNet calibrated on exactly this corpus (same clip list), if any."""
+    return store.find_calibrated(corpus.fingerprint(), "sync_eval_")
+
+
+def run_calibration(name: str, cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntry:
+    from benchmark.registry import import_target, suggest
+
+    if name not in CALIBRATORS:
+        raise suggest("calibration", name, CALIBRATORS)
+    return import_target(CALIBRATORS[name])(cfg, corpus)
+
+
+def calibrations_needed(cfg: DictConfig, corpus: LayoutCorpus) -> list[str]:
+    """Calibrations the configured metrics (other than the sync evaluator, resolved by the runner) still need."""
+    from omegaconf import OmegaConf
+
+    from benchmark.registry import import_target, metrics
+
+    needed: list[str] = []
+    for target in {metrics().entry(n).target for n in cfg.metrics.names}:
+        cls = import_target(target)
+        section = getattr(cls, "config_section", None)
+        settings = OmegaConf.to_container(cfg.metrics[section], resolve=True) if section else {}
+        name = cls.calibration_needed(settings, corpus)
+        if name and name not in needed:
+            needed.append(name)
+    return needed
 
 
 def calibrate_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntry:

@@ -307,6 +307,19 @@ def sync_evaluator(cfg: DictConfig, corpus: LayoutCorpus, calibrate_if_missing: 
     return load_sync_evaluator(entry.name)
 
 
+def prepare_evaluators(cfg: DictConfig, corpus: LayoutCorpus) -> Evaluator | None:
+    """Everything the configured metrics need before scoring: the sync evaluator (when a metric needs it) and
+    every corpus calibration a metric asks for (landmark regressor, lipreader...), calibrated now if missing."""
+    from benchmark.calibrate import calibrations_needed, run_calibration
+
+    evaluator = sync_evaluator(cfg, corpus) if _needs_sync(cfg) else None
+    for name in calibrations_needed(cfg, corpus):
+        log(f"[calibrate] the metrics need a {name} network for {corpus.name}: calibrating it")
+        entry = run_calibration(name, cfg, corpus)
+        log(f"[calibrate] registered {entry.name}")
+    return evaluator
+
+
 def metric_groups(names: Sequence[str]) -> dict[str, list[str]]:
     """Metric values grouped by the class that computes them (one SyncNet pass gives four values)."""
     groups: dict[str, list[str]] = {}
@@ -655,7 +668,7 @@ def run(cfg: DictConfig) -> Results | None:
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
-    evaluator = sync_evaluator(cfg, corpus) if _needs_sync(cfg) else None
+    evaluator = prepare_evaluators(cfg, corpus)
     module, ckpt = train_or_load(cfg, corpus)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         # evaluation is single-process in this version: ranks > 0 stop once training is done

@@ -93,6 +93,12 @@ class ClipMetric(Metric, abc.ABC):
         keep[1:] = idx[1:] != idx[:-1]
         return idx[keep], vals[keep]
 
+    @classmethod
+    def calibration_needed(cls, settings: dict, corpus) -> str | None:
+        """The `bench calibrate` step (a benchmark.calibrate.CALIBRATORS name) that must run on `corpus` before
+        this metric can be built with `settings` (its config section), or None. The runner runs it first."""
+        return None
+
     def reset(self) -> None:
         super().reset()
         self.failures = []

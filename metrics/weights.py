@@ -152,3 +152,13 @@ def newest(prefix: str) -> WeightsEntry | None:
     """The most recently registered entry whose name starts with `prefix`."""
     matches = [e for n, e in list_weights().items() if n.startswith(prefix)]
     return max(matches, key=lambda e: e.registered) if matches else None
+
+
+def find_calibrated(corpus_fingerprint: str, network_prefix: str) -> WeightsEntry | None:
+    """The newest weights calibrated on exactly this corpus (same clip list) for a network named `network_prefix*`."""
+    matches = [
+        e
+        for e in list_weights().values()
+        if e.calibrated and e.meta.get("corpus") == corpus_fingerprint and e.network.startswith(network_prefix)
+    ]
+    return max(matches, key=lambda e: e.registered) if matches else None

@@ -119,6 +119,8 @@ def compose(
     needed = set((cfg.model.get("needs") or {}).values())
     own, deps = [], {}
     for item in overrides or []:
+        if item.startswith("data."):  # `data.root=...` reads naturally; the config group is `dataset`
+            item = "dataset." + item[len("data.") :]
         head = item.split(".", 1)[0]
         if head in needed and "." in item.split("=", 1)[0]:
             deps.setdefault(head, []).append(item.split(".", 1)[1])

@@ -2,4 +2,7 @@
 
 DATASETS: dict[str, str] = {
     "synthetic": "data.corpus:SyntheticCorpus",
+    "lrw": "data.lrw:LRWCorpus",
+    "crema": "data.crema:CremaCorpus",
+    "voxceleb2": "data.voxceleb2:VoxCeleb2Corpus",
 }

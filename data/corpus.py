@@ -231,3 +231,177 @@ class SyntheticCorpus(LayoutCorpus):
 
 def clip_ids(clips: Sequence[Clip]) -> list[str]:
     return [c.clip_id for c in clips]
+
+
+class SplitLeakError(ValueError):
+    """Speakers appear in more than one split of a corpus that is about to be evaluated."""
+
+
+class PreparedCorpus(LayoutCorpus):
+    """A real corpus (the user's LRW / CREMA-D / VoxCeleb2 download) read from its prepared form.
+
+    `root` is the download (required: the dataset config reads it from an environment variable or
+    `dataset.root=...`); `prepared` the output of `bench data prepare` (default
+    $TALKBENCH_HOME/prepared/<name>-<digest of root>). Clips are the `crop` family's face crops with their audio
+    and landmarks in crop pixels, memory-mapped from the prepared arrays. The first use prepares the corpus
+    when it has no manifest yet (resumable: an interrupted preparation continues where it stopped).
+
+    Splits: the layout's official rule, or split files (`root/splits/` or `split_dir`); `val_speakers` train
+    speakers become the val split when the corpus has none. Evaluation refuses a split whose speakers also
+    appear in another one unless `allow_leaking_splits`.
+    """
+
+    root_env: str = ""
+    card: str = ""
+
+    def __init__(
+        self,
+        name: str,
+        root: str | Path | None,
+        layout: str,
+        label: str | None = None,
+        prepared: str | Path | None = None,
+        crop: str = "wav2lip",
+        split_dir: str | Path | None = None,
+        val_speakers: int = 0,
+        allow_leaking_splits: bool = False,
+        streaming: bool = False,
+        prepare: dict[str, Any] | None = None,
+        cache_dir=None,
+    ):
+        if root in (None, ""):
+            env = f"set {self.root_env} or " if self.root_env else ""
+            raise ValueError(
+                f"dataset {name!r} needs the folder of your copy of the corpus: {env}pass dataset.root=/path/to/it "
+                f"(see data/cards/{self.card or name}.yaml for how to obtain it)"
+            )
+        super().__init__(name, root, layout, label, cache_dir)
+        from data.prepare import CROPS, PrepareConfig
+
+        self.prepare_config = PrepareConfig.from_dict(prepare)
+        if crop not in CROPS:
+            raise ValueError(f"dataset {name!r}: unknown crop {crop!r}; valid: {sorted(CROPS)}")
+        if crop not in self.prepare_config.crops:
+            self.prepare_config.crops = [*self.prepare_config.crops, crop]
+        self.crop = crop
+        self.split_dir = Path(split_dir).expanduser() if split_dir else None
+        self.val_speakers = int(val_speakers)
+        self.allow_leaking_splits = bool(allow_leaking_splits)
+        self.streaming = bool(streaming)
+        key = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:12]
+        self.prepared = Path(prepared).expanduser() if prepared else talkbench_home() / "prepared" / f"{name}-{key}"
+        self._index = None
+
+    # ------------------------------------------------------------------ preparation
+    def prepare(self, progress: bool = True, strict: bool = False, workers: int | None = None):
+        """Run (or resume) `bench data prepare` for this corpus; returns the summary."""
+        from data.prepare import prepare_corpus
+
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"{self.root}: corpus root for dataset {self.name!r} does not exist")
+        if workers is not None:
+            self.prepare_config.workers = int(workers)
+        summary = prepare_corpus(
+            self.name,
+            self.root,
+            self.layout,
+            self.prepared,
+            self.prepare_config,
+            split_dir=self.split_dir,
+            val_speakers=self.val_speakers,
+            strict=strict,
+            progress=progress,
+        )
+        self._index = None
+        return summary
+
+    def is_prepared(self) -> bool:
+        """A manifest exists and was made with this corpus's crop. Other settings may differ: a corpus prepared
+        with `bench data prepare ... prepare.landmarks=file` is used as is; prepare again to change it."""
+        from data.manifest import INFO, MANIFEST
+
+        if not (self.prepared / MANIFEST).exists() or not (self.prepared / INFO).exists():
+            return False
+        info = json.loads((self.prepared / INFO).read_text())
+        return self.crop in info.get("settings", {}).get("crops", [])
+
+    def ensure(self, progress: bool = True) -> None:
+        """Prepare the corpus if needed, then refuse leaking splits unless allowed."""
+        if not self.is_prepared():
+            print(f"[prepare] {self.name}: preparing {self.root} -> {self.prepared}", flush=True)
+            print(self.prepare(progress=progress).format(), flush=True)
+        leaks = self.speaker_overlap()
+        if leaks and not self.allow_leaking_splits:
+            detail = "; ".join(f"{pair}: {', '.join(s[:5])}{' ...' if len(s) > 5 else ''}" for pair, s in leaks.items())
+            raise SplitLeakError(
+                f"dataset {self.name!r}: speakers appear in more than one split ({detail}). Fix the split files, "
+                "or pass dataset.allow_leaking_splits=true to evaluate anyway (the numbers will not be comparable)"
+            )
+
+    @property
+    def index(self):
+        from data.manifest import ManifestIndex
+
+        if self._index is None:
+            if not self.is_prepared():
+                self.ensure()
+            self._index = ManifestIndex.open(self.prepared)
+        return self._index
+
+    # ------------------------------------------------------------------ the corpus interface
+    def all_refs(self) -> list[ClipRef]:
+        """ClipRefs of the accepted clips (reads every manifest line: use `index` for large corpora)."""
+        out = []
+        for e in self.index.entries(range(len(self.index))):
+            audio = self.root / e["audio"] if e.get("audio") else None
+            out.append(ClipRef(e["clip_id"], self.root / e["video"], audio, e["speaker_id"], e["split"], e.get("word")))
+        return out
+
+    def refs(self, split: str) -> list[ClipRef]:
+        return [r for r in self.all_refs() if r.split == split] or super().refs(split)
+
+    def entries(self, split: str, indices=None) -> list[dict[str, Any]]:
+        idx = self.index.select(split) if indices is None else indices
+        if len(idx) == 0:
+            raise ValueError(f"{self.prepared}: split {split!r} of dataset {self.name!r} is empty")
+        return self.index.entries(idx)
+
+    def load(self, entry: dict[str, Any]) -> Clip:
+        """The clip of one manifest entry: the crop (memory-mapped), audio, landmarks in crop pixels."""
+        d = self.prepared / entry["dir"]
+        if self.crop not in entry["crops"]:
+            raise ValueError(
+                f"{d}: prepared without the {self.crop!r} crop (has {sorted(entry['crops'])}); "
+                f"run `bench data prepare --dataset {self.name}` again"
+            )
+        lm = d / f"landmarks_{self.crop}.npy"
+        return Clip(
+            clip_id=entry["clip_id"],
+            video=np.load(d / f"crop_{self.crop}.npy", mmap_mode="c"),  # copy-on-write: writable, file untouched
+            audio=np.load(d / "audio.npy"),
+            speaker_id=entry.get("speaker_id") or "",
+            split=entry["split"],
+            landmarks=np.load(lm) if lm.exists() else None,
+            transcript=entry.get("transcript"),
+            word=entry.get("word"),
+            truth={"prepared": str(d), "crop": self.crop},
+        )
+
+    def clips(self, split: str, limit: int | None = None) -> list[Clip]:
+        idx = self.index.select(split)
+        return [self.load(e) for e in self.entries(split, idx[: limit or None])]
+
+    def fingerprint(self) -> dict[str, Any]:
+        h = hashlib.sha256()
+        with open(self.prepared / "manifest.jsonl", "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return {
+            "dataset": self.name,
+            "layout": self.layout.name,
+            "crop": self.crop,
+            "clips": h.hexdigest()[:16],
+        }
+
+    def speaker_overlap(self) -> dict[str, list[str]]:
+        return self.index.speaker_overlap()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from data.corpus import LayoutCorpus
 
@@ -47,16 +48,27 @@ class TalkingFaceDataModule(L.LightningDataModule):
             raise KeyError(f"unknown window kind {self.window_kind!r}; valid: {sorted(WINDOWS)}")
         return WINDOWS[self.window_kind](self.corpus.clips(split), seed=seed, **self.window_kwargs)
 
+    def _rank(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        return (int(trainer.global_rank), int(trainer.world_size)) if trainer is not None else (0, 1)
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
-            self.train_set = self._windows(self.train_split, self.seed)
+            if getattr(self.corpus, "streaming", False):
+                rank, world = self._rank()
+                self.train_set = StreamingWindows(
+                    self.corpus, self.train_split, self.window_kind, self.window_kwargs, self.seed, rank, world
+                )
+            else:
+                self.train_set = self._windows(self.train_split, self.seed)
             self.val_set = self._windows(self.val_split, self.seed + 1)
 
     def _loader(self, ds, shuffle: bool) -> DataLoader:
+        streamed = isinstance(ds, IterableDataset)
         return DataLoader(
             ds,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and not streamed,  # a stream shuffles itself
             num_workers=self.num_workers,
             drop_last=shuffle,
             persistent_workers=self.num_workers > 0,
@@ -68,3 +80,60 @@ class TalkingFaceDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)
+
+
+class StreamingWindows(IterableDataset):
+    """Training windows streamed shard by shard from a prepared corpus's manifest (data.corpus.PreparedCorpus).
+
+    Process `rank` of `world_size` reads only its own shards (`ManifestIndex.rank_indices`: disjoint across
+    ranks), split again between DataLoader workers; so every rank sees different clips and none holds the
+    corpus in memory, only one shard's clips at a time. Shards come in a seeded random order, each cut into
+    windows by the `window_kind` dataset (random windows, as the map-style path). The stream never ends:
+    training stops at trainer.max_steps / max_time, and no rank runs out of batches before another (which
+    would hang DDP).
+    """
+
+    def __init__(self, corpus, split: str, window_kind: str, window_kwargs: dict, seed: int, rank: int, world: int):
+        from data.windows import WINDOWS
+
+        if window_kind not in WINDOWS:
+            raise KeyError(f"unknown window kind {window_kind!r}; valid: {sorted(WINDOWS)}")
+        self.corpus = corpus
+        self.split = split
+        self.window_cls = WINDOWS[window_kind]
+        self.window_kwargs = dict(window_kwargs)
+        self.seed, self.rank, self.world = int(seed), int(rank), int(world)
+        self.indices = corpus.index.rank_indices(split, self.rank, self.world)
+        if len(self.indices) == 0:
+            raise ValueError(
+                f"dataset {corpus.name!r}: split {split!r} has no clips for rank {rank} of {world} "
+                f"({len(corpus.index.select(split))} clips in all)"
+            )
+
+    def worker_shards(self, worker: int, num_workers: int) -> list[np.ndarray]:
+        """This worker's manifest indices, grouped by shard (disjoint between workers of one rank)."""
+        shard = self.corpus.index.shard[self.indices]
+        ids = np.unique(shard)
+        if len(ids) >= num_workers:
+            return [self.indices[shard == s] for s in ids[worker::num_workers]]
+        mine = self.indices[worker::num_workers]
+        return [mine] if len(mine) else []
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        groups = self.worker_shards(worker, num_workers)
+        rng = np.random.default_rng((self.seed, self.rank, worker))
+        while groups:
+            yielded = 0
+            for g in rng.permutation(len(groups)):
+                clips = [self.corpus.load(e) for e in self.corpus.index.entries(groups[g])]
+                try:
+                    ds = self.window_cls(clips, seed=int(rng.integers(2**31)), **self.window_kwargs)
+                except ValueError:
+                    continue  # no clip of this shard is long enough for a window
+                for i in range(ds.num_windows):
+                    yield ds[i]
+                yielded += ds.num_windows
+            if not yielded:
+                raise ValueError(f"dataset {self.corpus.name!r}: no clip of split {self.split!r} yields a window")

@@ -39,10 +39,12 @@ class ClipRef:
     word: str | None = None
 
 
-def read_split_files(root: Path) -> dict[str, str] | None:
-    """clip_id -> split from root/splits/*.txt, or None when the corpus has no split files."""
-    folder = Path(root) / "splits"
+def read_split_files(root: Path, folder: Path | None = None) -> dict[str, str] | None:
+    """clip_id -> split from root/splits/*.txt (or `folder`/*.txt), or None when there are no split files."""
+    folder = Path(folder) if folder is not None else Path(root) / "splits"
     if not folder.is_dir():
+        if folder != Path(root) / "splits":
+            raise LayoutError(f"{folder}: split folder does not exist (expected train.txt / val.txt / test.txt)")
         return None
     mapping: dict[str, str] = {}
     for split in SPLITS:
@@ -82,8 +84,12 @@ class Layout:
     def write_header(self, video_path: Path, clip: Clip) -> None:
         """Extra per-clip files the real corpus has next to each video (LRW's .txt); none by default."""
 
-    def scan(self, root: str | Path) -> list[ClipRef]:
-        """Every clip under `root`, sorted by clip_id, with its split (split files win over the layout's rule)."""
+    def scan(self, root: str | Path, split_dir: str | Path | None = None) -> list[ClipRef]:
+        """Every clip under `root`, sorted by clip_id, with its split (split files win over the layout's rule).
+
+        Split files are read from `split_dir` when given, else from root/splits/ when it exists; a clip the
+        files do not list gets split "" (left out of every split).
+        """
         root = Path(root)
         if not root.is_dir():
             raise LayoutError(f"{root}: corpus root does not exist")
@@ -92,7 +98,7 @@ class Layout:
             raise LayoutError(
                 f"{root}: no {self.video_suffix} clips found in the {self.name!r} layout (expected e.g. {self.example})"
             )
-        override = read_split_files(root)
+        override = read_split_files(root, Path(split_dir) if split_dir else None)
         if override is not None:
             refs = [
                 ClipRef(r.clip_id, r.video, r.audio, r.speaker_id, override.get(r.clip_id, ""), r.word) for r in refs

@@ -48,3 +48,8 @@ def test_config_hash_changes_with_settings():
     b = compose("static", "synthetic", "tiny", ["run.seed=1"])
     assert config_hash(a) != config_hash(b)
     assert config_hash(a) == config_hash(compose("static", "synthetic", "tiny"))
+
+
+def test_data_prefix_is_an_alias_of_dataset():
+    cfg = compose("static", "synthetic", None, ["data.synth.n_clips=12"])
+    assert cfg.dataset.synth.n_clips == 12

@@ -57,6 +57,11 @@ def load_clip(ref: ClipRef) -> Clip:
                 landmarks = z["landmarks"][:t].astype(np.float32)
                 if landmarks.shape[0] != t:
                     landmarks = None
+            # per-frame render parameters: with them a synthetic clip read from disk can be re-rendered
+            # (perturb.remove_blinks, jitter...) exactly as the generator made it
+            render = {k: z[k][:t] if z[k].ndim else z[k] for k in z.files if k != "landmarks"}
+        if render:
+            truth["render"] = {**truth.get("render", {}), **render}
     return Clip(
         clip_id=ref.clip_id,
         video=video,
@@ -92,6 +97,10 @@ class ClipStore:
             meta = json.loads(meta_path.read_text())
             if meta.get("stamp") == stamp:
                 lm = d / "landmarks.npy"
+                truth = meta.get("truth", {})
+                if (d / "render.npz").exists():
+                    with np.load(d / "render.npz") as z:
+                        truth["render"] = {**truth.get("render", {}), **{k: z[k] for k in z.files}}
                 return Clip(
                     clip_id=ref.clip_id,
                     video=np.load(d / "video.npy", mmap_mode="r"),
@@ -101,7 +110,7 @@ class ClipStore:
                     landmarks=np.load(lm) if lm.exists() else None,
                     transcript=meta.get("transcript"),
                     word=meta.get("word"),
-                    truth=meta.get("truth", {}),
+                    truth=truth,
                 )
         clip = load_clip(ref)
         self._put(d, clip, stamp)
@@ -116,12 +125,17 @@ class ClipStore:
         np.save(tmp / "audio.npy", clip.audio)
         if clip.landmarks is not None:
             np.save(tmp / "landmarks.npy", clip.landmarks)
+        truth = dict(clip.truth)
+        arrays = {k: v for k, v in truth.get("render", {}).items() if isinstance(v, np.ndarray)}
+        if arrays:
+            np.savez(tmp / "render.npz", **arrays)
+            truth["render"] = {k: v for k, v in truth["render"].items() if k not in arrays}
         meta = {
             "stamp": stamp,
             "speaker_id": clip.speaker_id,
             "transcript": clip.transcript,
             "word": clip.word,
-            "truth": clip.truth,
+            "truth": truth,
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
         shutil.rmtree(d, ignore_errors=True)

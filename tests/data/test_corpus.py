@@ -45,7 +45,11 @@ def test_cache_returns_the_same_clip(written, tmp_path):
     assert (store.cache_dir / ref.clip_id / "video.npy").exists()
     np.testing.assert_array_equal(np.asarray(again.video), first.video)
     np.testing.assert_array_equal(again.audio, first.audio)
+    render, again_render = first.truth.pop("render"), again.truth.pop("render")
     assert again.truth == first.truth
+    assert render.keys() == again_render.keys()
+    for k in render:
+        np.testing.assert_array_equal(again_render[k], render[k])
 
 
 def test_split_files_override_layout_rule(written, tmp_path):
@@ -71,3 +75,21 @@ def test_corrupt_and_mismatched_files_name_the_file(tmp_path):
 def test_unknown_layout_suggests():
     with pytest.raises(ValueError, match="did you mean 'crema'"):
         get_layout("cremma")
+
+
+def test_synthetic_clip_from_disk_can_be_rerendered(tmp_path):
+    """Render parameters survive the sidecars and the decode-once cache, so perturbations re-render clips."""
+    from data.corpus import SyntheticCorpus
+    from data.synthetic.perturb import remove_blinks
+
+    corpus = SyntheticCorpus(
+        "synthetic", tmp_path / "c", "crema", synth={"seed": 5, "n_speakers": 4, "n_clips": 8, "size": 96}
+    )
+    corpus.ensure()
+    for _ in range(2):  # the first read decodes and caches, the second reads the cache
+        clip = corpus.clips("train")[0]
+        assert {"eyelid", "jitter", "pose"} <= set(clip.truth["render"])
+        assert clip.truth["render"]["eyelid"].shape[0] == clip.num_frames
+        still = remove_blinks(clip)
+        assert still.truth["blinks"] == []
+        assert still.video.shape == clip.video.shape

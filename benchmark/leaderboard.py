@@ -33,17 +33,21 @@ __all__ = [
     "ARROWS",
     "DEFAULT_DIRECTIONS",
     "DISPLAY_NAMES",
+    "PUBLISHED_MARK",
     "PREFERRED_ORDER",
     "PUBLISHED_COLUMNS",
     "Column",
     "Table",
     "attach_published",
+    "dataset_label",
     "format_value",
+    "latex_document",
     "leaderboard_frame",
     "published_rows",
     "render_terminal",
     "to_csv",
     "to_latex",
+    "to_latex_table1",
     "to_markdown",
     "write_leaderboard",
 ]
@@ -246,6 +250,18 @@ class Table:
     notes: list[str] = field(default_factory=list)
     published: pd.DataFrame | None = None  # "method" + Column.key columns; never ranked
     published_source: str | None = None
+    #: per row (frame index) and column key: the status of the evaluator weights that produced the value when
+    #: they are not the official ones ("random" | "calibrated" | "trained"), else None
+    evaluator_status: pd.DataFrame | None = None
+    #: what the marks in the cells mean, and which evaluators they refer to
+    footnotes: list[str] = field(default_factory=list)
+
+    def evaluator_mark(self, index: int, key: str) -> str:
+        """The symbol for the cell at ``frame`` row ``index``, column ``key`` (see EVALUATOR_MARKS), or ""."""
+        if self.evaluator_status is None or key not in self.evaluator_status.columns:
+            return ""
+        status = self.evaluator_status.at[index, key]
+        return EVALUATOR_MARKS.get(status, "") if isinstance(status, str) else ""
 
     @property
     def title(self) -> str:
@@ -366,6 +382,7 @@ def _build_table(group: list[Results]) -> Table:
     notes.extend(_failure_notes(frame, columns, ordered))
     evaluators, evaluator_notes = _evaluator_lines(group)
     notes.extend(evaluator_notes)
+    status, footnotes = _evaluator_marks(frame, columns, ordered)
     return Table(
         dataset=first.protocol.dataset,
         protocol=names[0],
@@ -376,7 +393,80 @@ def _build_table(group: list[Results]) -> Table:
         ranks=ranks,
         evaluators=evaluators,
         notes=notes,
+        evaluator_status=status,
+        footnotes=footnotes,
     )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# honest marking of values computed with non-official evaluator weights
+
+#: cell marks by evaluator status; official (and unrecorded) weights are not marked
+EVALUATOR_MARKS = {"random": "†", "calibrated": "‡", "trained": "‡"}
+EVALUATOR_STATUSES = ("official", "calibrated", "trained", "random")
+_FOOTNOTES = {
+    "†": "† random-init evaluator: not comparable to published numbers ({})",
+    "‡": "‡ evaluator calibrated / trained here, not the official weights: comparable only within this protocol, "
+    "not to published numbers ({})",
+}
+
+
+def evaluator_status(info: dict) -> str | None:
+    """Normalised status of one recorded evaluator: official | calibrated | trained | random, None if unknown.
+
+    Results record ``status`` (metrics of issue 3); older SyncNet records have ``calibrated: bool`` and a
+    ``source`` ("official (syncnet_v2.model)" or a path)."""
+    status = info.get("status")
+    if isinstance(status, str) and status in EVALUATOR_STATUSES:
+        return status
+    if "calibrated" in info:
+        if info["calibrated"]:
+            return "calibrated"
+        source = str(info.get("source") or "")
+        return "official" if source.startswith("official") or not source else "trained"
+    return None
+
+
+_EVALUATOR_KEYS: dict[str, str | None] = {}
+
+
+def metric_evaluator_key(metric: str) -> str | None:
+    """The results ``evaluators`` key of the network behind ``metric`` (its registered class's
+    ``evaluator_key``), None for metrics without a network or not in the registry."""
+    if metric not in _EVALUATOR_KEYS:
+        key = None
+        try:
+            from benchmark.registry import import_target
+            from metrics import METRICS
+
+            spec = METRICS.get(metric)
+            if spec is not None:
+                key = getattr(import_target(spec.target), "evaluator_key", None)
+        except Exception:  # a metric whose class cannot be imported here is simply not marked
+            key = None
+        _EVALUATOR_KEYS[metric] = key
+    return _EVALUATOR_KEYS[metric]
+
+
+def _evaluator_marks(
+    frame: pd.DataFrame, columns: list[Column], ordered: list[Results]
+) -> tuple[pd.DataFrame, list[str]]:
+    status = pd.DataFrame(None, index=frame.index, columns=[c.key for c in columns], dtype=object)
+    used: dict[str, set[str]] = {}
+    for position, result in enumerate(ordered):
+        index = frame.index[position]
+        for column in columns:
+            key = metric_evaluator_key(column.metric)
+            info = result.evaluators.get(key) if key else None
+            if info is None or math.isnan(frame.at[index, column.key]):
+                continue
+            found = evaluator_status(info)
+            if found in EVALUATOR_MARKS:
+                status.at[index, column.key] = found
+                name = info.get("weights") or info.get("name") or key
+                used.setdefault(EVALUATOR_MARKS[found], set()).add(f"{key}={name}" if name != key else key)
+    footnotes = [_FOOTNOTES[mark].format(", ".join(sorted(names))) for mark, names in sorted(used.items())]
+    return status, footnotes
 
 
 def _collect_columns(group: list[Results], notes: list[str]) -> list[Column]:
@@ -584,7 +674,10 @@ def _our_rows(table: Table) -> list[tuple[str, bool, list[tuple[str, str | None]
     """(method, is_gt, [(text, mark)]) per row of ours, in table order."""
     rows = []
     for index, row in table.frame.iterrows():
-        cells = [(format_value(c.metric, row[c.key]), table.mark(index, c.key)) for c in table.columns]
+        cells = [
+            (format_value(c.metric, row[c.key]) + table.evaluator_mark(index, c.key), table.mark(index, c.key))
+            for c in table.columns
+        ]
         rows.append((str(row["method"]), row["kind"] == "gt", cells))
     return rows
 
@@ -625,6 +718,12 @@ def _csv_frame(table: Table) -> pd.DataFrame:
         }
     )
     ours = pd.concat([ours, table.frame[keys]], axis=1)
+    if table.evaluator_status is not None and table.evaluator_status.notna().any().any():
+        # plain numbers stay numbers: which values came from non-official evaluator weights is a column of its own
+        ours["evaluator_marks"] = [
+            "; ".join(f"{k}: {v}" for k, v in row.items() if isinstance(v, str)) or None
+            for _, row in table.evaluator_status.iterrows()
+        ]
     parts = [ours]
     if table.published is not None:
         theirs = pd.DataFrame(
@@ -676,6 +775,7 @@ def to_markdown(table: Table) -> str:
             + ".",
         ]
         lines += [f"- {_md_escape(note)}" for note in table.notes]
+        lines += [f"- {_md_escape(note)}" for note in table.footnotes]
     published = _published_rows(table)
     if published:
         source = f" from {_md_escape(table.published_source)}" if table.published_source else ""
@@ -699,6 +799,13 @@ _LATEX_SPECIALS = {
     "—": "---",
     "–": "--",
     "→": r"$\rightarrow$",
+    "↑": r"$\uparrow$",
+    "↓": r"$\downarrow$",
+    "†": r"$\dagger$",
+    "‡": r"$\ddagger$",
+    "§": r"$\S$",
+    "±": r"$\pm$",
+    "×": r"$\times$",
 }
 
 
@@ -706,11 +813,20 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIALS.get(char, char) for char in text)
 
 
+# math-mode symbols come from the Computer Modern math fonts every TeX has as Type 1; text-mode \dag (TS1, EC
+# fonts) makes pdflatex run METAFONT to build bitmap fonts where cm-super is not installed
+_LATEX_MARKS = {"†": r"$^{\dagger}$", "‡": r"$^{\ddagger}$"}
+
+
 def _latex_number(text: str) -> str:
+    suffix = ""
+    while text and text[-1] in _LATEX_MARKS:
+        suffix = _LATEX_MARKS[text[-1]] + suffix
+        text = text[:-1]
     if text == MISSING:
-        return "--"
+        return "--" + suffix
     # a typeset minus, not a hyphen
-    return "$-$" + text[1:] if text.startswith("-") else text
+    return ("$-$" + text[1:] if text.startswith("-") else text) + suffix
 
 
 def to_latex(table: Table) -> str:
@@ -767,8 +883,203 @@ def to_latex(table: Table) -> str:
     lines += ["\\bottomrule", "\\end{tabular}"]
     if table.evaluators:
         lines.append(f"\\par\\smallskip{{\\footnotesize Evaluators: {latex_escape('; '.join(table.evaluators))}.}}")
+    for note in table.footnotes:
+        mark, rest = note[0], note[1:]
+        lines.append(f"\\par{{\\footnotesize {_LATEX_MARKS.get(mark, latex_escape(mark))}{latex_escape(rest)}}}")
     lines.append("\\end{table}")
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Table 1 of Diffused Heads (Stypulkowski et al., WACV 2023): one table, a block per dataset
+
+#: the marker after a published row's method name (†/‡ already mark non-official evaluators)
+PUBLISHED_MARK = "§"
+_LATEX_PUBLISHED_MARK = r"$^{\S}$"
+
+
+def dataset_label(name: str) -> str:
+    """How a table names a dataset: the ``label`` of ``configs/datasets/<name>.yaml`` (e.g. ``lrw`` -> LRW),
+    else the name itself."""
+    try:
+        from benchmark.config import load_group
+
+        label = load_group("datasets", name).get("label")
+    except Exception:  # a dataset without a config here (results copied from elsewhere) keeps its own name
+        label = None
+    return str(label) if label else name
+
+
+def _block_label(table: Table, repeated: bool) -> str:
+    name = latex_escape(dataset_label(table.dataset))
+    if table.protocol_hash == "-":  # published rows only
+        return f"\\textbf{{{name}}}"
+    clips = f", {table.n_clips} clips" if table.n_clips is not None else ""
+    protocol = f"protocol \\texttt{{{latex_escape(table.protocol)}}} ({latex_escape(table.protocol_hash)}){clips}"
+    # the protocol is part of the label only where it tells two blocks of one dataset apart, else it is small print
+    if repeated:
+        return f"\\textbf{{{name}}}, {protocol}"
+    return f"\\textbf{{{name}}} {{\\footnotesize {protocol}}}"
+
+
+def _merged_columns(tables: Sequence[Table]) -> tuple[list[Column], list[str]]:
+    """The union of the tables' columns (Table 1 order); a key whose direction differs between tables gets no
+    arrow, since one header cannot state two directions."""
+    by_key: dict[str, list[Column]] = {}
+    for table in tables:
+        for column in table.columns:
+            by_key.setdefault(column.key, []).append(column)
+    columns, notes = [], []
+    for key in sorted(by_key, key=_column_sort_key):
+        found = by_key[key]
+        directions = sorted({c.direction for c in found})
+        if len(directions) > 1:
+            notes.append(f"{found[0].header}: blocks rank by different directions ({', '.join(directions)})")
+            columns.append(replace(found[0], direction=""))
+        else:
+            columns.append(found[0])
+    return columns, notes
+
+
+def _latex_cell(text: str, mark: str | None) -> str:
+    number = _latex_number(text)
+    if mark == "best":
+        return f"\\textbf{{{number}}}"
+    if mark == "second":
+        return f"\\underline{{{number}}}"
+    return number
+
+
+def to_latex_table1(
+    tables: Sequence[Table],
+    *,
+    caption: str | None = None,
+    label: str = "tab:talkbench-table1",
+    wide: bool = True,
+    fit_width: bool = False,
+) -> str:
+    """All ``tables`` as one booktabs table shaped like Table 1 of Diffused Heads.
+
+    One block per table (dataset and protocol), opened by a ``\\midrule`` and the dataset's name; metric
+    columns carry their direction (``$\\downarrow$`` / ``$\\uparrow$`` / ``$\\rightarrow$GT``, explained in the
+    caption); within a block, the best value of a column is bold and the second underlined, ``match_gt`` columns
+    judged by the distance to that block's GT row; published rows (italic, marked with ``\\S``) follow ours,
+    unranked; the GT row closes the block. ``wide`` uses ``table*`` (Table 1 spans both columns of a two-column
+    paper); ``fit_width`` shrinks a table wider than the line (needs ``\\usepackage{graphicx}``).
+    """
+    if not tables:
+        raise ValueError("no tables to put in a LaTeX table")
+    tables = sorted(tables, key=_block_order)
+    columns, notes = _merged_columns(tables)
+    n = len(columns) + 1
+    env = "table*" if wide else "table"
+    datasets = [t.dataset.casefold() for t in tables]
+    lines = [
+        "% talkbench Table 1 export: requires \\usepackage{booktabs}" + (" and graphicx" if fit_width else ""),
+        f"\\begin{{{env}}}[t]",
+        "\\centering",
+        "\\small",
+        f"\\caption{{{caption if caption is not None else _table1_caption(tables, columns)}}}",
+        f"\\label{{{label}}}",
+    ]
+    if fit_width:
+        # shrink only: a narrow table keeps its natural size (graphicx exposes \width inside \resizebox)
+        lines.append("\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%")
+    lines += [
+        f"\\begin{{tabular}}{{l{'r' * len(columns)}}}",
+        "\\toprule",
+        " & ".join(
+            ["Method", *(f"{latex_escape(c.header)} {_LATEX_ARROWS.get(c.direction, '')}".rstrip() for c in columns)]
+        )
+        + " \\\\",
+    ]
+    for table in tables:
+        keys = {c.key for c in table.columns}
+        lines += [
+            "\\midrule",
+            f"\\multicolumn{{{n}}}{{l}}{{{_block_label(table, datasets.count(table.dataset.casefold()) > 1)}}} \\\\",
+        ]
+        positions = {c.key: i for i, c in enumerate(table.columns)}
+        ours = _our_rows(table)
+        for method, is_gt, cells in ours:
+            if is_gt:
+                continue
+            shown = [_latex_cell(*cells[positions[c.key]]) if c.key in keys else "--" for c in columns]
+            lines.append(" & ".join([latex_escape(method), *shown]) + " \\\\")
+        for method, texts in _published_rows(table):
+            shown = [
+                f"\\textit{{{_latex_number(texts[positions[c.key]])}}}" if c.key in keys else "--" for c in columns
+            ]
+            name = f"\\textit{{{latex_escape(method)}}}{_LATEX_PUBLISHED_MARK}"
+            lines.append(" & ".join([name, *shown]) + " \\\\")
+        gt_rows = [row for row in ours if row[1]]
+        if gt_rows:
+            if len(ours) > len(gt_rows) or table.published is not None:
+                lines.append(f"\\cmidrule{{1-{n}}}")
+            for method, _, cells in gt_rows:
+                shown = [_latex_cell(*cells[positions[c.key]]) if c.key in keys else "--" for c in columns]
+                lines.append(" & ".join([latex_escape(method), *shown]) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}" + ("}" if fit_width else "")]
+    evaluators = list(dict.fromkeys(e for t in tables for e in t.evaluators))
+    if evaluators:
+        lines.append(f"\\par\\smallskip{{\\footnotesize Evaluators: {latex_escape('; '.join(evaluators))}.}}")
+    for note in dict.fromkeys(f for t in tables for f in t.footnotes):
+        mark, rest = note[0], note[1:]
+        lines.append(f"\\par{{\\footnotesize {_LATEX_MARKS.get(mark, latex_escape(mark))}{latex_escape(rest)}.}}")
+    for note in notes:
+        lines.append(f"\\par{{\\footnotesize {latex_escape(note)}.}}")
+    lines.append(f"\\end{{{env}}}")
+    return "\n".join(lines) + "\n"
+
+
+#: the paper's block order (LRW above CREMA); other datasets follow alphabetically
+TABLE1_DATASETS = ("lrw", "crema")
+
+
+def _block_order(table: Table) -> tuple[int, str, str, str]:
+    name = table.dataset.casefold()
+    position = TABLE1_DATASETS.index(name) if name in TABLE1_DATASETS else len(TABLE1_DATASETS)
+    return position, name, table.protocol.casefold(), table.protocol_hash
+
+
+def _table1_caption(tables: Sequence[Table], columns: Sequence[Column]) -> str:
+    names = ", ".join(dict.fromkeys(latex_escape(dataset_label(t.dataset)) for t in tables))
+    parts = [f"Results on {names}."]
+    used = {c.direction for c in columns}
+    arrows = [
+        f"{_LATEX_ARROWS[d]}: {text}"
+        for d, text in (
+            ("lower", "lower is better"),
+            ("higher", "higher is better"),
+            ("match_gt", "closer to the block's GT row is better"),
+        )
+        if d in used
+    ]
+    if arrows:
+        parts.append("; ".join(arrows) + ".")
+    parts.append(
+        "Per column and block, the best value is in \\textbf{bold} and the second best \\underline{underlined}; "
+        "GT rows are not ranked."
+    )
+    sources = sorted({t.published_source or "the paper" for t in tables if t.published is not None})
+    if sources:
+        parts.append(
+            f"Rows in \\textit{{italics}} marked {_LATEX_PUBLISHED_MARK} are published numbers quoted from "
+            f"{latex_escape(', '.join(sources))}, not computed here and not ranked."
+        )
+    return " ".join(parts)
+
+
+def latex_document(body: str) -> str:
+    """``body`` (a ``table``/``table*`` from :func:`to_latex_table1` or :func:`to_latex`) as a document that
+    compiles on its own with pdflatex (packages: booktabs, graphicx)."""
+    return (
+        "\\documentclass{article}\n"
+        "\\usepackage{booktabs}\n"
+        "\\usepackage{graphicx}\n"
+        "\\usepackage[margin=2cm]{geometry}\n"
+        "\\begin{document}\n" + body + "\\end{document}\n"
+    )
 
 
 def render_terminal(table: Table) -> str:
@@ -801,6 +1112,7 @@ def render_terminal(table: Table) -> str:
     legend = _legend(table, "*", "_", "→GT")
     evaluators = "; ".join(table.evaluators) or "none recorded"
     out.append(f"{legend}. Evaluators: {evaluators}.")
+    out += table.footnotes
     out += [f"note: {note}" for note in table.notes]
     return "\n".join(out) + "\n"
 
@@ -817,12 +1129,17 @@ def write_leaderboard(
     *,
     published: pd.DataFrame | str | Path | None = None,
     published_source: str | None = None,
+    standalone: bool = False,
 ) -> Path:
     """Write every table of ``dataset`` (all datasets when None) to ``reports_dir/leaderboard_<dataset>.<ext>``
-    or ``out``, atomically; returns the path. CSV stacks the tables (the protocol columns tell them apart).
+    or ``out``, atomically; returns the path. CSV stacks the tables (the protocol columns tell them apart);
+    LaTeX is one Table-1-shaped table with a block per dataset and protocol (:func:`to_latex_table1`), a whole
+    document when ``standalone``; Markdown is one table per block. The HTML report, which also needs the run
+    folders, is :func:`benchmark.report.write_report`.
     """
     if fmt not in _EXTENSIONS:
-        raise ValueError(f"unknown leaderboard format {fmt!r}; choose one of {', '.join(_EXTENSIONS)}")
+        hint = " (the HTML report: benchmark.report.write_report)" if fmt == "html" else ""
+        raise ValueError(f"unknown leaderboard format {fmt!r}; choose one of {', '.join(_EXTENSIONS)}{hint}")
     results = list(results)
     tables = leaderboard_frame(results, dataset, published=published, published_source=published_source)
     if not tables:
@@ -834,11 +1151,14 @@ def write_leaderboard(
         frames = [_csv_frame(t) for t in tables]
         keys = sorted({k for t in tables for k in (c.key for c in t.columns)}, key=_column_sort_key)
         stacked = pd.concat(frames, ignore_index=True)
-        stacked = stacked.reindex(columns=[*CSV_META_COLUMNS, *keys])
+        marks = ["evaluator_marks"] if "evaluator_marks" in stacked.columns else []
+        stacked = stacked.reindex(columns=[*CSV_META_COLUMNS, *keys, *marks])
         stacked["n_clips"] = stacked["n_clips"].astype("Int64")
         text = stacked.to_csv(index=False, lineterminator="\n")
     elif fmt == "latex":
-        text = "\n".join(to_latex(t) for t in tables)
+        text = to_latex_table1(tables, fit_width=standalone)
+        if standalone:
+            text = latex_document(text)
     else:
         text = "\n".join(to_markdown(t) for t in tables)
     if out is None:

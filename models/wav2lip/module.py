@@ -40,12 +40,13 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics import MeanMetric
 
 from data.clip import frames_for_audio
+from data.windows import LOWER_HALF, model_to_rgb, rgb_to_model
 from models.common.config import from_preset, to_config
 from models.syncnet.module import SyncNetExpertModule
 from models.syncnet.nets import PRESET_WIDTHS as EXPERT_WIDTHS
 from models.syncnet.nets import SyncNetColor
 from models.wav2lip.nets import PRESET_WIDTHS, Wav2LipGenerator
-from models.wav2lip.process import expert_sync_loss, reanimate
+from models.wav2lip.process import expert_sync_loss, mel_chunks, reanimate
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Wav2LipModule(L.LightningModule):
     window_kind = "wav2lip"
     trainable = True
     config_class = Wav2LipConfig
+    default_pads = (0, 10, 0, 0)  # inference.py --pads (top, bottom, left, right): include the chin
 
     def __init__(
         self,
@@ -258,3 +260,24 @@ class Wav2LipModule(L.LightningModule):
         out = np.stack(videos)
         assert out.shape[1] == frames_for_audio(audio.shape[1])
         return out
+
+    # ----- face-video pipeline (benchmark.generate) --------------------------------------------------------
+    def face_audio_windows(self, audio: np.ndarray, num_frames: int) -> np.ndarray:
+        """Per-output-frame mel windows (num_frames, 1, 80, 16) with inference.py's alignment."""
+        return mel_chunks(audio, num_frames)
+
+    @torch.no_grad()
+    def redraw_faces(self, crops: np.ndarray, windows: np.ndarray) -> np.ndarray:
+        """uint8 RGB 96x96 face crops [n,96,96,3] + their audio windows -> redrawn faces, uint8 RGB [n,96,96,3].
+
+        Network input [crop with rows 48-95 zeroed, the same crop] as inference.py `datagen`.
+        """
+        faces = rgb_to_model(crops).to(self.device)
+        masked = faces.clone()
+        masked[:, :, LOWER_HALF] = 0.0
+        mels = torch.as_tensor(windows, dtype=torch.float32, device=self.device)
+        out = []
+        for lo in range(0, len(faces), self.cfg.generate_batch_size):
+            hi = lo + self.cfg.generate_batch_size
+            out.append(model_to_rgb(self.net(mels[lo:hi], torch.cat([masked[lo:hi], faces[lo:hi]], dim=1))))
+        return np.concatenate(out) if out else np.zeros((0, *crops.shape[1:]), np.uint8)

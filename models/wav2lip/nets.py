@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.common.blocks import ConvBNReLU, ConvTransposeBNReLU, scale_channels
+from models.common.blocks import ConvBNReLU, ConvLeakyReLU, ConvTransposeBNReLU, scale_channels
 
 FACE_SIZE = 96  # the official U-Net only fits 96x96 (128x128 fails at the skip concat)
 FACE_CHANNELS = 6  # masked target (BGR) + reference (BGR)
@@ -134,3 +134,62 @@ class Wav2LipGenerator(nn.Module):
         if five_d:
             out = out.reshape(frames, batch, *out.shape[1:]).permute(1, 2, 0, 3, 4)
         return out
+
+
+# Visual-quality discriminator (Wav2Lip:models/wav2lip.py `Wav2Lip_disc_qual`): one entry per block, each a list
+# of (cout, kernel, stride, padding). Spatial path of the lower half: 48x96 -> 48x96 -> 48x48 -> 24 -> 12 -> 6
+# -> 3 -> 1 (official comments; keys in reference/wav2lip_Wav2Lip_disc_qual_state_dict.tsv).
+_DISC_QUAL = [
+    [(32, 7, 1, 3)],
+    [(64, 5, (1, 2), 2), (64, 5, 1, 2)],
+    [(128, 5, 2, 2), (128, 5, 1, 2)],
+    [(256, 5, 2, 2), (256, 5, 1, 2)],
+    [(512, 3, 2, 1), (512, 3, 1, 1)],
+    [(512, 3, 2, 1), (512, 3, 1, 1)],
+    [(512, 3, 1, 0), (512, 1, 1, 0)],
+]
+
+
+class Wav2LipDiscQual(nn.Module):
+    """Wav2Lip's visual-quality discriminator: probability that the lower half of a 96x96 face is real.
+
+    forward((B,3,T,96,96) BGR [0,1]) -> (B*T, 1) in (0, 1), frames folded frame-major like the official `to_2d`
+    (also accepts (N,3,96,96)). Conv + LeakyReLU(0.01) blocks without normalisation, 1x1 conv + sigmoid.
+    `width` scales the hidden channels (the `tiny` preset) without changing the key set.
+    """
+
+    def __init__(self, width: float = 1.0) -> None:
+        super().__init__()
+        self.width = float(width)
+        blocks = []
+        cin = 3
+        for layers in _DISC_QUAL:
+            seq = []
+            for cout, kernel, stride, padding in layers:
+                cout = scale_channels(cout, self.width)
+                seq.append(ConvLeakyReLU(cin, cout, kernel, stride, padding))
+                cin = cout
+            blocks.append(nn.Sequential(*seq))
+        self.face_encoder_blocks = nn.ModuleList(blocks)
+        self.binary_pred = nn.Sequential(nn.Conv2d(cin, 1, 1, 1, 0), nn.Sigmoid())
+
+    @staticmethod
+    def to_2d(faces: torch.Tensor) -> torch.Tensor:
+        """(B,3,T,H,W) -> (T*B,3,H,W), frame-major as the official torch.cat over frames; 4-D passes through."""
+        if faces.dim() == 4:
+            return faces
+        return faces.permute(2, 0, 1, 3, 4).reshape(-1, *faces.shape[1:2], *faces.shape[3:])
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        x = self.to_2d(faces)
+        x = x[:, :, x.shape[2] // 2 :]  # lower half (official get_lower_half)
+        for block in self.face_encoder_blocks:
+            x = block(x)
+        return self.binary_pred(x).reshape(len(x), -1)
+
+
+def build_disc_qual(preset: str = "paper") -> Wav2LipDiscQual:
+    """The visual-quality discriminator at a preset's width (`bench weights import ... --as visual_quality_disc`)."""
+    if preset not in PRESET_WIDTHS:
+        raise KeyError(f"unknown preset {preset!r}; known: {', '.join(PRESET_WIDTHS)}")
+    return Wav2LipDiscQual(width=PRESET_WIDTHS[preset])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from data.audio import MEL_STEPS_PER_WINDOW, MELS_PER_FRAME, wav2lip_melspectrogram
@@ -102,3 +103,29 @@ def reanimate(
             frame[y1:y2, x1:x2] = mouth
             out[i] = frame
     return out
+
+
+# ----- visual-quality GAN (Wav2Lip:hq_wav2lip_train.py) -------------------------------------------------------
+
+
+def perceptual_loss(disc: nn.Module, generated: torch.Tensor) -> torch.Tensor:
+    """The generator's adversarial term BCE(D(fake), 1) (official `perceptual_forward`, without its `.cuda()`)."""
+    pred = disc(generated)
+    return F.binary_cross_entropy(pred, torch.ones_like(pred))
+
+
+def disc_losses(disc: nn.Module, real: torch.Tensor, generated: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(BCE(D(gt), 1), BCE(D(G.detach()), 0)): the discriminator's real and fake terms, summed for its step."""
+    pred_real = disc(real)
+    pred_fake = disc(generated.detach())
+    return (
+        F.binary_cross_entropy(pred_real, torch.ones_like(pred_real)),
+        F.binary_cross_entropy(pred_fake, torch.zeros_like(pred_fake)),
+    )
+
+
+def gan_generator_loss(
+    l1: torch.Tensor, sync: torch.Tensor | float, perceptual: torch.Tensor | float, syncnet_wt: float, disc_wt: float
+) -> torch.Tensor:
+    """syncnet_wt * sync + disc_wt * perceptual + (1 - syncnet_wt - disc_wt) * L1 (hq_wav2lip_train.py `train`)."""
+    return syncnet_wt * sync + disc_wt * perceptual + (1.0 - syncnet_wt - disc_wt) * l1

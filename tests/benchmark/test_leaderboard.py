@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -205,7 +209,7 @@ def test_write_leaderboard_paths_and_errors(tmp_path: Path, runs: list[Results])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["leaderboard_lrw.md", "leaderboard_lrw.tex", "x"]
     with pytest.raises(ValueError, match="crema.*lrw"):
         write_leaderboard(runs, "crema", "csv", reports_dir=tmp_path)
-    with pytest.raises(ValueError, match="format"):
+    with pytest.raises(ValueError, match="format.*write_report"):
         write_leaderboard(runs, "lrw", "html", reports_dir=tmp_path)
 
 
@@ -241,3 +245,188 @@ def test_terminal_marks_and_failures(runs: list[Results]) -> None:
 )
 def test_format_value(metric: str, value: float | None, text: str) -> None:
     assert format_value(metric, value) == text
+
+
+# ------------------------------------------------------------------ honest marking of non-official evaluators
+
+
+def _marked_runs() -> list[Results]:
+    runs = []
+    for name, label, kind, wer, conf in (("a", "Alpha", "model", 0.4, 6.0), ("g", "GT", "gt", 0.1, 7.0)):
+        run = RunInfo(name, kind, "synthetic", None, label, None, 0, None, {}, "2025-03-01T11:00:00+00:00", "x")
+        runs.append(
+            Results(
+                run=run,
+                protocol=Protocol("synthetic-test", "feedc0ffee12", "synthetic", "test", 10, {}),
+                evaluators={
+                    "lipreader": {"arch": "lipreader", "weights": None, "sha256": "ab" * 32, "status": "random"},
+                    # the SyncNet record of the spine: calibrated: bool, no status
+                    "syncnet": {"name": "sync_eval_small-synthetic-1234abcd", "sha256": "cd" * 32, "calibrated": True},
+                },
+                metrics={
+                    "wer": MetricResult(wer, 10, 0, "lower"),
+                    "av_conf": MetricResult(conf, 10, 0, "higher"),
+                },
+            )
+        )
+    return runs
+
+
+def test_evaluator_status_normalisation() -> None:
+    from benchmark.leaderboard import evaluator_status
+
+    assert evaluator_status({"status": "random"}) == "random"
+    assert evaluator_status({"calibrated": True}) == "calibrated"
+    assert evaluator_status({"calibrated": False, "source": "official (syncnet_v2.model)"}) == "official"
+    assert evaluator_status({"calibrated": False, "source": "/home/me/mine.pt"}) == "trained"
+    assert evaluator_status({"weights": "syncnet_v2"}) is None
+
+
+def test_random_and_calibrated_evaluators_are_marked_in_every_export(tmp_path: Path) -> None:
+    runs = _marked_runs()
+    (table,) = leaderboard_frame(runs, "synthetic")
+    csv = pd.read_csv(io.StringIO(to_csv(table)))
+    assert list(csv.columns[-1:]) == ["evaluator_marks"]
+    assert csv.at[0, "wer"] == 0.4  # numbers stay numbers
+    assert set(csv["evaluator_marks"]) == {"av_conf: calibrated; wer: random"}
+
+    md = to_markdown(table)
+    assert f"{format_value('wer', 0.4)}†" in md and f"{format_value('av_conf', 6.0)}‡" in md
+    assert "random-init evaluator: not comparable to published numbers (lipreader)" in md
+    assert "sync\\_eval\\_small-synthetic-1234abcd" in md
+
+    tex = to_latex(table)
+    assert r"$^{\dagger}$" in tex and r"$^{\ddagger}$" in tex
+    assert "not comparable to published numbers" in tex
+
+    term = render_terminal(table)
+    assert "†" in term and "‡ evaluator calibrated" in term
+
+    # a results.json round trip keeps the status, and the written files carry the marks
+    for result, name in zip(runs, ("a", "g")):
+        result.save(tmp_path / name / "results.json")
+    from benchmark.results import load_results
+
+    loaded = [load_results(tmp_path / n / "results.json") for n in ("a", "g")]
+    for fmt, mark in (("csv", "wer: random"), ("latex", r"\dag"), ("markdown", "†")):
+        assert mark in write_leaderboard(loaded, "synthetic", fmt, reports_dir=tmp_path).read_text()
+
+
+def test_official_evaluators_are_not_marked() -> None:
+    runs = _marked_runs()
+    for r in runs:
+        r.evaluators["lipreader"]["status"] = "official"
+        r.evaluators["syncnet"] = {"name": "syncnet_v2", "calibrated": False, "source": "official (syncnet_v2.model)"}
+    (table,) = leaderboard_frame(runs, "synthetic")
+    assert "evaluator_marks" not in pd.read_csv(io.StringIO(to_csv(table))).columns
+    assert "†" not in to_markdown(table) and "‡" not in to_markdown(table) and not table.footnotes
+
+
+# ------------------------------------------------------------------ Table 1 of Diffused Heads: one table, blocks
+
+
+def _two_datasets() -> list[Results]:
+    crema = [
+        result("a", "Alpha", "model", {"fvd_16f": 10.0, "av_conf": 6.0}, dataset="crema"),
+        result("b", "Beta", "model", {"fvd_16f": 20.0, "av_conf": 7.0}, dataset="crema"),
+        result("gt", "GT", "gt", {"av_conf": 6.5}, dataset="crema"),
+    ]
+    lrw = [
+        result("a", "Alpha", "model", {"fvd_16f": 150.0, "av_conf": 6.0, "av_offset": -2, "blinks_per_s": 0.3}),
+        result("b", "Beta", "external", {"fvd_16f": 80.25, "av_conf": 5.0, "av_offset": 0, "blinks_per_s": 0.45}),
+        result("gt", "GT", "gt", {"fvd_16f": math.nan, "av_conf": 5.5, "av_offset": 1, "blinks_per_s": 0.5}),
+    ]
+    return [*crema, *lrw]
+
+
+def _blocks(tex: str) -> dict[str, list[str]]:
+    """Block label -> its row lines, from a to_latex_table1 output."""
+    body = tex.split("\\midrule\n", 1)[1].split("\\bottomrule")[0]
+    blocks = {}
+    for chunk in body.split("\\midrule\n"):
+        lines = [line for line in chunk.splitlines() if line]
+        label = re.match(r"\\multicolumn\{\d+\}\{l\}\{\\textbf\{([^}]+)\}", lines[0]).group(1)
+        blocks[label] = lines[1:]
+    return blocks
+
+
+def test_table1_latex_blocks_marks_and_gt_last(tmp_path: Path) -> None:
+    from benchmark.leaderboard import to_latex_table1
+
+    csv_path = tmp_path / "table1.csv"
+    csv_path.write_text(PUBLISHED_CSV)
+    tables = leaderboard_frame(_two_datasets(), None, published=csv_path)
+    tex = to_latex_table1(tables)
+    assert tex.count("\\begin{table*}") == 1 and tex.count("\\begin{tabular}") == 1
+    assert tex.index("\\toprule") < tex.index("\\bottomrule")
+    header = tex.split("\\toprule\n")[1].splitlines()[0]
+    assert header.startswith(r"Method & FVD\_16f $\downarrow$ & FID $\downarrow$ & Blinks/s $\rightarrow$GT")
+    assert r"AV conf. $\uparrow$ & WER $\downarrow$ \\" in header
+    assert r"$\rightarrow$GT: closer to the block's GT row is better" in tex  # the match_gt symbol, explained
+    blocks = _blocks(tex)
+    assert list(blocks) == ["LRW", "CREMA-D"]  # the paper's order, whatever the alphabet says
+    lrw, crema = blocks["LRW"], blocks["CREMA-D"]
+    # marks are per block: Alpha's FVD 10 is best in CREMA, not compared with LRW's 80.25
+    assert lrw[0] == (
+        r"Alpha & \underline{150.00} & -- & \underline{0.30} & -- & -- & -- & \underline{$-$2} & \textbf{6.00} & -- \\"
+    )
+    assert (
+        lrw[1] == r"Beta & \textbf{80.25} & -- & \textbf{0.45} & -- & -- & -- & \textbf{0} & \underline{5.00} & -- \\"
+    )
+    assert crema[0].startswith(r"Alpha & \textbf{10.00} & ") and r"\underline{6.00}" in crema[0]
+    assert crema[1].startswith(r"Beta & \underline{20.00} & ") and r"\textbf{7.00}" in crema[1]
+    # published rows: italic, marked, never bold/underlined, listed before our GT, which closes each block
+    published = [line for line in lrw if line.startswith("\\textit")]
+    assert [line.split(" & ")[0] for line in published] == [
+        r"\textit{Diffused Heads}$^{\S}$",
+        r"\textit{GT}$^{\S}$",
+    ]
+    assert "\\textit{71.88}" in published[0] and not any("\\textbf" in line for line in published)
+    assert crema[2].startswith(r"\textit{SDA}$^{\S}$ & \textit{376.48}")
+    for block in (lrw, crema):
+        assert block[-2] == "\\cmidrule{1-10}" and block[-1].startswith("GT & ")
+    assert lrw[-1] == r"GT & -- & -- & 0.50 & -- & -- & -- & +1 & 5.50 & -- \\"
+    assert r"marked $^{\S}$ are published numbers quoted from table1.csv" in tex
+
+
+def test_table1_latex_through_write_leaderboard(tmp_path: Path) -> None:
+    runs = [*_two_datasets(), *_marked_runs()]
+    path = write_leaderboard(runs, None, "latex", reports_dir=tmp_path)
+    tex = path.read_text()
+    assert path.name == "leaderboard_all.tex" and "\\documentclass" not in tex
+    assert list(_blocks(tex)) == ["LRW", "CREMA-D", "Synthetic"]
+    assert r"0.40$^{\dagger}$" in tex and "not comparable to published numbers (lipreader)." in tex
+    doc = write_leaderboard(runs, "lrw", "latex", out=tmp_path / "doc.tex", standalone=True).read_text()
+    assert doc.startswith("\\documentclass") and doc.rstrip().endswith("\\end{document}")
+    assert "\\resizebox" in doc and list(_blocks(doc)) == ["LRW"]
+    # markdown and csv keep every dataset
+    md = write_leaderboard(runs, None, "markdown", reports_dir=tmp_path).read_text()
+    assert md.count("| Method |") == 3
+    csv = pd.read_csv(tmp_path / write_leaderboard(runs, None, "csv", reports_dir=tmp_path).name)
+    assert sorted(set(csv["dataset"])) == ["crema", "lrw", "synthetic"] and len(csv) == 8
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+def test_table1_latex_compiles_with_pdflatex(tmp_path: Path) -> None:
+    from benchmark.leaderboard import latex_document, to_latex_table1
+
+    csv_path = tmp_path / "table1.csv"
+    csv_path.write_text(PUBLISHED_CSV)
+    runs = [*_two_datasets(), *_marked_runs()]
+    runs[0].run.label = "Method_with #special & chars 100%"
+    tables = leaderboard_frame(runs, None, published=csv_path)
+    (tmp_path / "t.tex").write_text(latex_document(to_latex_table1(tables, fit_width=True)))
+    # an empty font cache: a glyph that only METAFONT can make (text-mode \dag in TS1) would show as mktexpk
+    env = {**os.environ, "TEXMFVAR": str(tmp_path / "texmf-var")}
+    proc = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (tmp_path / "t.pdf").stat().st_size > 1000
+    assert "Undefined control sequence" not in proc.stdout and "Missing $" not in proc.stdout
+    assert "mktex" not in proc.stdout + proc.stderr

@@ -63,3 +63,23 @@ def test_table1_writes_tables_and_reuses_finished_rows(tmp_path, capsys):
 
     assert main(args) == 0  # everything finished: nothing is trained, generated or scored again
     assert "1 reused" in capsys.readouterr().out
+
+
+def test_scoring_the_gt_videos_with_evaluate_gives_the_gt_row(tmp_path):
+    """`bench evaluate --videos` on the corpus's own files (flv in the CREMA-D layout) reproduces the GT row."""
+    from benchmark import runner
+    from benchmark.results import find_results
+
+    runs = tmp_path / "runs"
+    overrides = small_overrides(runs, expert=False, **{"metrics.names": "[ofm,fmse,av_offset,av_conf,lse_d]"})
+    corpus = runner.build_corpus(compose(None, "synthetic", None, overrides))
+    corpus.ensure()
+    folder = corpus.root / "VideoFlash"
+    assert main(["evaluate", "--videos", str(folder), "--dataset", "synthetic", "--name", "gt_again", *overrides]) == 0
+    (gt,) = [r for _, r in find_results(runs) if r.run.kind == "gt"]
+    again = load_results(runs / "synthetic" / "gt_again" / "results.json")
+    assert again.protocol.hash == gt.protocol.hash
+    assert again.metrics.keys() == gt.metrics.keys()
+    for name, m in gt.metrics.items():
+        assert again.metrics[name].value == m.value, name
+        assert again.metrics[name].n == m.n == 3

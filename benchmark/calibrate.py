@@ -26,6 +26,8 @@ def _network_name(arch: str) -> str:
 
 CALIBRATORS: dict[str, str] = {
     "sync": "benchmark.calibrate:calibrate_corpus",
+    "lipreader": "benchmark.calibrate:calibrate_lipreader_corpus",
+    "landmarks": "benchmark.calibrate:calibrate_landmarks_corpus",
 }
 
 
@@ -125,3 +127,73 @@ def load_sync_evaluator(name: str):
         "source": entry.source,
     }
     return Evaluator(net=net, info=info)
+
+
+def calibrate_lipreader_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntry:
+    """Train the small lipreader on the corpus's train-split words (metrics.lipreader_calibration) and register it
+    as `lipreader_<preset>-<corpus>-<sha8>`, calibrated on this corpus (found by metrics.wer's `auto`)."""
+    from omegaconf import OmegaConf
+
+    from metrics.lipreader_calibration import LipreaderCalibrationConfig, calibrate_lipreader
+    from metrics.wer import CALIBRATED_PREFIX
+
+    c = LipreaderCalibrationConfig.from_dict(OmegaConf.to_container(cfg.metrics.lipreader.calibrate, resolve=True))
+    model, report = calibrate_lipreader(
+        corpus.clips("train"),
+        corpus.clips("val"),
+        config=c,
+        seed=int(cfg.run.seed),
+        progress=bool(cfg.trainer.progress),
+    )
+    network = f"{CALIBRATED_PREFIX}{c.preset}"
+    blob = {"config": model.evaluator_config, "state_dict": model.state_dict()}
+    tmp = store.weights_dir() / f".calibrating-lipreader{os.getpid()}.pt"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(blob, tmp)
+    try:
+        sha = store.sha256_file(tmp)
+        return store.register_file(
+            tmp,
+            f"{network}-{corpus.name}-{sha[:8]}",
+            network=network,
+            source=f"calibrated on {corpus.name} ({corpus.root})",
+            calibrated=True,
+            meta={"corpus": corpus.fingerprint(), "report": _plain(report.to_dict()), "seed": int(cfg.run.seed)},
+        )
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def calibrate_landmarks_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntry:
+    """Train the landmark regressor on the corpus's train-split truth landmarks (metrics.landmark_regressor) and
+    register it as `landmark_regressor-<corpus>-<sha8>`, calibrated on this corpus (found by `landmarks: auto`)."""
+    from metrics.backbones.landmarks import REGRESSOR_NETWORK, clear_cache
+    from metrics.landmark_regressor import regressor_blob, train_regressor
+
+    c = cfg.metrics.landmarks
+    net, report = train_regressor(
+        corpus.clips("train"),
+        corpus.clips("val"),
+        seconds=float(c.seconds),
+        seed=int(cfg.run.seed),
+        batch_size=int(c.batch_size),
+        max_frames=int(c.max_frames),
+        progress=bool(cfg.trainer.progress),
+    )
+    tmp = store.weights_dir() / f".calibrating-landmarks{os.getpid()}.pt"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(regressor_blob(net), tmp)
+    try:
+        sha = store.sha256_file(tmp)
+        entry = store.register_file(
+            tmp,
+            f"{REGRESSOR_NETWORK}-{corpus.name}-{sha[:8]}",
+            network=REGRESSOR_NETWORK,
+            source=f"calibrated on {corpus.name} ({corpus.root})",
+            calibrated=True,
+            meta={"corpus": corpus.fingerprint(), "report": _plain(report.to_dict()), "seed": int(cfg.run.seed)},
+        )
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    clear_cache()  # backends built before now must not hide the new regressor
+    return entry

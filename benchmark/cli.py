@@ -15,6 +15,7 @@ def _add_run_args(p: argparse.ArgumentParser, model: bool = True) -> None:
     p.add_argument("--dataset", default="synthetic", help="dataset name (bench ls datasets)")
     p.add_argument("--preset", choices=["tiny", "paper"], default=None, help="hyperparameter preset (default tiny)")
     p.add_argument("--experiment", default=None, help="an overlay from configs/experiments/")
+    p.add_argument("--protocol", default=None, help="evaluation protocol from configs/protocols/ (bench ls protocols)")
     p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. trainer.max_steps=100")
 
 
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ls", help="list registered models, datasets, metrics or presets")
-    p.add_argument("what", choices=["models", "datasets", "metrics", "presets", "layouts"])
+    p.add_argument("what", choices=["models", "datasets", "metrics", "presets", "layouts", "protocols"])
 
     p = sub.add_parser("validate", help="compose a config and build its objects without training")
     _add_run_args(p)
@@ -38,15 +39,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mapping", type=Path, default=None, help="JSON {clip_id: file name} when names differ")
     _add_run_args(p, model=False)
 
+    p = sub.add_parser("table1", help="Diffused Heads Table 1: train/load every model, generate, score, write tables")
+    p.add_argument("--dataset", default="synthetic", help="crema | lrw | synthetic | any registered dataset")
+    p.add_argument("--models", nargs="*", default=None, help="rows (default: every registered generator)")
+    p.add_argument("--preset", choices=["tiny", "paper"], default=None, help="hyperparameter preset (default tiny)")
+    p.add_argument("--protocol", default=None, help="default: dh_table1_<dataset> when it exists, else standard")
+    p.add_argument("--limit", type=int, default=None, help="score only the first N test clips (smoke run)")
+    p.add_argument("--formats", default="csv,latex,markdown,html", help="comma-separated: csv,latex,markdown,html")
+    p.add_argument("--reports", type=Path, default=Path("reports"), help="where the table files go")
+    p.add_argument("overrides", nargs="*", help="key=value overrides applied to every row")
+
     p = sub.add_parser("leaderboard", help="tables over recorded runs")
     p.add_argument("--dataset", default=None)
-    p.add_argument("--format", choices=["csv", "latex", "markdown"], default="markdown")
+    p.add_argument("--format", choices=["csv", "latex", "markdown", "html"], default="markdown")
+    p.add_argument("--standalone", action="store_true", help="latex: a whole document that compiles on its own")
     p.add_argument("--out", type=Path, default=None, help="file to write (default reports/leaderboard_<dataset>.*)")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="where run directories are")
     p.add_argument("--published", action="store_true", help="show the paper's published rows beside ours")
 
-    p = sub.add_parser("calibrate", help="train the evaluation SyncNet on a corpus and register its weights")
-    p.add_argument("--seconds", type=float, default=None, help="training budget (default configs/metrics)")
+    p = sub.add_parser("calibrate", help="train evaluator networks (SyncNet, ...) on a corpus and register them")
+    p.add_argument("--seconds", type=float, default=None, help="SyncNet training budget (default configs/metrics)")
+    p.add_argument(
+        "--what", nargs="*", default=None, help="calibrations to run (default: all; see benchmark.calibrate)"
+    )
     _add_run_args(p, model=False)
 
     p = sub.add_parser("data", help="corpus tools")
@@ -60,15 +75,46 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=int, default=None, choices=[96, 128])
     s.add_argument("--difficulty", default=None, choices=["easy", "medium", "hard"])
     s.add_argument("--workers", type=int, default=2)
+    s = dsub.add_parser("prepare", help="decode, landmark, crop a real corpus and write its manifest (resumable)")
+    s.add_argument("--dataset", required=True, help="lrw | crema | voxceleb2 (bench ls datasets)")
+    s.add_argument("--root", type=Path, default=None, help="the corpus folder (else dataset.root / its env var)")
+    s.add_argument("--out", type=Path, default=None, help="prepared folder (default dataset.prepared)")
+    s.add_argument("--workers", type=int, default=None, help="processes (default dataset.prepare.workers)")
+    s.add_argument("--strict", action="store_true", help="exit with an error when any clip is rejected")
+    s.add_argument("overrides", nargs="*", help="dataset.* overrides, e.g. dataset.prepare.landmarks=truth")
+    s = dsub.add_parser("check", help="verify a prepared corpus against its manifest and print its card")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--root", type=Path, default=None)
+    s.add_argument("--out", type=Path, default=None, help="prepared folder (default dataset.prepared)")
+    s.add_argument("overrides", nargs="*")
 
     p = sub.add_parser("weights", help="registered evaluator / model weights")
     wsub = p.add_subparsers(dest="weights_command", required=True)
     wsub.add_parser("list", help="show registered weights")
     w = wsub.add_parser("import", help="check a checkpoint against its network and register it")
     w.add_argument("file", type=Path)
-    w.add_argument("--as", dest="name", required=True, help="syncnet_v2 | lipsync_expert | wav2lip")
+    w.add_argument("--as", dest="name", required=True, help="a known name (`bench weights list`)")
+    w.add_argument("--allow-unofficial", action="store_true", help="accept a file whose sha256 is not the official")
     w = wsub.add_parser("verify", help="re-check registered files against their sha256")
     w.add_argument("names", nargs="*")
+    w = wsub.add_parser("fetch", help="download an official checkpoint (sha256-checked) and import it")
+    w.add_argument("name")
+    w.add_argument("--url", default=None, help="another location of the same file (mirror, file://)")
+
+    p = sub.add_parser("generate", help="lip-sync any face video or image to any audio file (mp4 out)")
+    p.add_argument("--model", required=True, help="wav2lip | wav2lip_gan | lipgan")
+    p.add_argument("--face", required=True, type=Path, help="face video or still image")
+    p.add_argument("--audio", required=True, type=Path, help="any audio (or video) file ffmpeg reads")
+    p.add_argument("--checkpoint", required=True, help="weights name, official checkpoint, or a run's model.pt")
+    p.add_argument("--out", required=True, type=Path, help="output .mp4")
+    p.add_argument("--detector", default="auto", help="auto | dlib | full | fixed | landmarks (default auto)")
+    p.add_argument("--box", type=int, nargs=4, default=None, metavar=("X1", "Y1", "X2", "Y2"), help="for fixed")
+    p.add_argument("--landmarks", default=None, help="[T,68,2] .npy/.npz for the landmarks detector")
+    p.add_argument("--pads", type=int, nargs=4, default=None, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"))
+    p.add_argument("--nosmooth", action="store_true", help="no temporal smoothing of the face boxes")
+    p.add_argument("--preset", choices=["tiny", "paper"], default=None, help="network width of the checkpoint")
+    p.add_argument("--chunk-frames", type=int, default=128, help="frames held in memory at once")
+    p.add_argument("params", nargs="*", help="model params key=value, e.g. audio_features=mel")
 
     p = sub.add_parser("perf", help="speed benchmarks, side by side with baselines")
     p.add_argument("--only", nargs="*", default=None, help="benchmark names to run")
@@ -87,6 +133,12 @@ def cmd_ls(args) -> int:
             print(f"{name:12s} {spec.direction:9s} {spec.description}")
     elif args.what == "presets":
         print("tiny   CPU-sized networks and schedules (minutes)\npaper  the papers' hyperparameters")
+    elif args.what == "protocols":
+        from benchmark.protocol import load_protocol, protocol_names
+
+        for name in protocol_names():
+            proto = load_protocol(name)
+            print(f"{name:22s} {proto.get('dataset') or 'any':10s} {proto.get('description', '')}")
     elif args.what == "layouts":
         from data.layouts import LAYOUTS
 
@@ -102,7 +154,9 @@ def cmd_ls(args) -> int:
 def _compose(args, model=True):
     from benchmark.config import compose
 
-    return compose(args.model if model else None, args.dataset, args.preset, args.overrides, args.experiment)
+    return compose(
+        args.model if model else None, args.dataset, args.preset, args.overrides, args.experiment, args.protocol
+    )
 
 
 def cmd_validate(args) -> int:
@@ -146,10 +200,14 @@ def cmd_run(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from benchmark import runner
+    from benchmark.distributed import eval_group
 
     cfg = _compose(args, model=False)
     cfg.run.name = args.name
     corpus = runner.build_corpus(cfg)
+    group = eval_group()  # under torchrun every process scores its share of the clips
+    if not group.main:
+        group.barrier()  # rank 0 writes the corpus and calibrates first
     corpus.ensure()
     clips = runner.test_clips(cfg, corpus)
     mapping = json.loads(args.mapping.read_text()) if args.mapping else None
@@ -159,23 +217,33 @@ def cmd_evaluate(args) -> int:
         f"matched {len(videos)} of {len(clips)} test clips"
         + (f" ({missing} missing: counted as failed)" if missing else "")
     )
-    evaluator = runner.sync_evaluator(cfg, corpus) if runner._needs_sync(cfg) else None
+    evaluator = runner.prepare_evaluators(cfg, corpus)
+    if group.main:
+        group.barrier()
     run_dir = runner.run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = runner._now()
     protocol = runner.protocol_for(cfg, corpus, evaluator, len(clips))
-    runner.evaluate_gt(cfg, corpus, clips, evaluator, protocol)
+    runner.evaluate_gt(cfg, corpus, clips, evaluator, protocol, group)
     res = runner.evaluate_folder(
         cfg,
         corpus,
         videos,
         run_dir,
         lambda: runner._run_info(
-            cfg, "external", args.name, args.name, started, notes=[f"videos: {args.videos.resolve()}"]
+            cfg,
+            "external",
+            args.name,
+            args.name,
+            started,
+            notes=[f"videos: {args.videos.resolve()}", *runner.resampling_notes(videos)],
         ),
         evaluator,
         clips,
+        group,
     )
+    if res is None:
+        return 0  # rank > 0: its clips are in rank 0's record
     print(f"results: {run_dir / 'results.json'}")
     _print_board(cfg, res)
     return 0
@@ -197,27 +265,109 @@ def cmd_leaderboard(args) -> int:
     for ds in datasets:
         for table in leaderboard_frame(found, ds):
             print(render_terminal(table))
-        path = write_leaderboard(found, ds, args.format, args.out, published=published)
+        if args.format == "html":
+            from benchmark.report import write_report
+
+            files = write_report(args.runs, ds, args.out, published=published)
+            path = f"{files.html} and {files.markdown.name} (+ {len(files.assets)} files in {files.html.stem}_assets/)"
+        else:
+            path = write_leaderboard(found, ds, args.format, args.out, published=published, standalone=args.standalone)
         print(f"wrote {path}")
     return 0
 
 
+def cmd_table1(args) -> int:
+    from benchmark.table1 import table1
+
+    out = table1(
+        args.dataset,
+        args.models,
+        preset=args.preset,
+        protocol=args.protocol,
+        limit=args.limit,
+        overrides=args.overrides,
+        reports_dir=args.reports,
+        formats=[f.strip() for f in args.formats.split(",") if f.strip()],
+    )
+    print(f"protocol {out.protocol}: {len(out.rows)} rows" + (f" ({len(out.reused)} reused)" if out.reused else ""))
+    for path in out.files:
+        print(f"wrote {path}")
+    for name, why in out.failed.items():
+        print(f"FAILED {name}: {why}", file=sys.stderr)
+    return 1 if out.failed else 0
+
+
 def cmd_calibrate(args) -> int:
     from benchmark import runner
-    from benchmark.calibrate import calibrate_corpus
+    from benchmark.calibrate import CALIBRATORS, run_calibration
+    from benchmark.registry import suggest
 
+    for name in args.what or []:
+        if name not in CALIBRATORS:
+            raise suggest("calibration", name, CALIBRATORS)  # before the corpus is written
     cfg = _compose(args, model=False)
     if args.seconds is not None:
         cfg.metrics.calibrate.seconds = args.seconds
     corpus = runner.build_corpus(cfg)
     corpus.ensure()
-    entry = calibrate_corpus(cfg, corpus)
-    print(f"registered {entry.name} (sha256 {entry.sha256})")
-    print(json.dumps(entry.meta.get("report", {}), indent=2))
+    for name in args.what or list(CALIBRATORS):
+        entry = run_calibration(name, cfg, corpus)
+        print(f"[{name}] registered {entry.name} (sha256 {entry.sha256})")
+        print(json.dumps(entry.meta.get("report", {}), indent=2))
     return 0
 
 
+def _prepared_corpus(args):
+    from benchmark import runner
+    from benchmark.config import compose
+    from data.corpus import PreparedCorpus
+
+    overrides = list(args.overrides)
+    if args.root is not None:
+        overrides.append(f"dataset.root={args.root.expanduser().resolve()}")
+    if args.out is not None:
+        overrides.append(f"dataset.prepared={args.out.expanduser().resolve()}")
+    cfg = compose(None, args.dataset, None, overrides)
+    corpus = runner.build_corpus(cfg)
+    if not isinstance(corpus, PreparedCorpus):
+        raise SystemExit(f"dataset {args.dataset!r} is not a real corpus to prepare (try: bench data synth)")
+    return corpus
+
+
+def cmd_data_prepare(args) -> int:
+    corpus = _prepared_corpus(args)
+    summary = corpus.prepare(progress=True, strict=args.strict, workers=args.workers)
+    print(summary.format())
+    leaks = corpus.speaker_overlap()
+    for pair, speakers in leaks.items():
+        print(f"  warning: speakers in both {pair}: {', '.join(speakers[:10])}{' ...' if len(speakers) > 10 else ''}")
+    return 0
+
+
+def cmd_data_check(args) -> int:
+    from data.manifest import INFO
+    from data.prepare import check_prepared
+
+    corpus = _prepared_corpus(args)
+    card = Path(__file__).resolve().parents[1] / "data" / "cards" / f"{corpus.card or corpus.name}.yaml"
+    if card.exists():
+        print(card.read_text())
+    problems = check_prepared(corpus.prepared, corpus.root, corpus.split_dir)
+    if (corpus.prepared / INFO).exists():
+        counts = json.loads((corpus.prepared / INFO).read_text())["counts"]
+        print(f"prepared: {corpus.prepared}")
+        print(json.dumps(counts, indent=1))
+        leaks = corpus.speaker_overlap()
+        print("speaker overlap between splits: " + (json.dumps(leaks) if leaks else "none"))
+    for p in problems:
+        print(f"problem: {p}")
+    print("ok" if not problems else f"{len(problems)} problem(s)")
+    return 0 if not problems else 1
+
+
 def cmd_data(args) -> int:
+    if args.data_command in DATA_COMMANDS:
+        return DATA_COMMANDS[args.data_command](args)
     from data.synthetic.writer import synth_main
 
     overrides = {
@@ -241,11 +391,44 @@ def cmd_weights(args) -> int:
     if args.weights_command == "list":
         print(weights.format_list())
     elif args.weights_command == "import":
-        entry = weights.import_weights(args.file, args.name)
+        entry = weights.import_weights(args.file, args.name, allow_unofficial=args.allow_unofficial)
+        print(f"registered {entry.name}: {entry.file} sha256 {entry.sha256}")
+    elif args.weights_command == "fetch":
+        entry = weights.fetch(args.name, args.url)
         print(f"registered {entry.name}: {entry.file} sha256 {entry.sha256}")
     else:
-        for line in weights.verify(args.names):
+        lines = weights.verify(args.names)
+        for line in lines:
             print(line)
+        return 1 if any(line.startswith("FAILED") for line in lines) else 0
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from omegaconf import OmegaConf
+
+    from benchmark.generate import generate_video, load_generator
+
+    params = {}
+    for item in args.params:
+        if "=" not in item:
+            raise ValueError(f"model param {item!r} must look like key=value")
+        key, _, value = item.partition("=")
+        params[key] = OmegaConf.from_dotlist([f"v={value}"]).v
+    module = load_generator(args.model, args.checkpoint, args.preset, params)
+    report = generate_video(
+        module,
+        args.face,
+        args.audio,
+        args.out,
+        detector=args.detector,
+        box=args.box,
+        landmarks=args.landmarks,
+        pads=args.pads,
+        smooth=not args.nosmooth,
+        chunk_frames=args.chunk_frames,
+    )
+    print(report.summary())
     return 0
 
 
@@ -256,16 +439,20 @@ def cmd_perf(args) -> int:
     return 0
 
 
+DATA_COMMANDS = {"prepare": cmd_data_prepare, "check": cmd_data_check}
+
 COMMANDS = {
     "ls": cmd_ls,
     "validate": cmd_validate,
     "run": cmd_run,
     "evaluate": cmd_evaluate,
     "leaderboard": cmd_leaderboard,
+    "table1": cmd_table1,
     "calibrate": cmd_calibrate,
     "data": cmd_data,
     "weights": cmd_weights,
     "perf": cmd_perf,
+    "generate": cmd_generate,
 }
 
 

@@ -171,10 +171,424 @@ def bench_wav2lip(quick: bool) -> list[Figure]:
     return figures
 
 
+def bench_vasa(quick: bool) -> list[Figure]:
+    """VASA-style: motion generation and decoding frames/s (offline) and streaming first-window latency.
+
+    Baseline: real time (25 frames/s). The paper's anchor (VASA-1: 512x512, 40 fps streaming with ~170 ms
+    latency, 45 fps offline, one RTX 4090) is recorded in `extra`; these networks are untrained (speed does not
+    depend on the weights) and run at each preset's resolution. CPU always; CUDA too when present.
+    """
+    import torch
+
+    from models.vasa.module import VasaConfig, VasaModule
+
+    clip = _clips(1, size=128, seconds=2.0 if quick else 4.0)[0]
+    anchor = {"paper_fps_streaming": 40.0, "paper_fps_offline": 45.0, "paper_latency_ms": 170.0, "paper_res": 512}
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    figures = []
+    for device in devices:
+        for preset in ("tiny",) if quick and device == "cpu" else ("tiny", "paper"):
+            torch.manual_seed(0)
+            module = VasaModule(VasaConfig.preset(preset)).eval().to(device)
+            module.stats_ready.fill_(True)  # identity normalisation: speed does not depend on it
+            ident, audio = clip.video[None, 0], clip.audio[None]
+
+            def sync(device=device):
+                if device == "cuda":
+                    torch.cuda.synchronize()
+
+            def motion(module=module, audio=audio, sync=sync):
+                out = torch.cat(list(module.motion_iter(audio, seed=0)), dim=1)
+                sync()
+                return out
+
+            moved = motion()
+
+            def decode(module=module, ident=ident, sync=sync, moved=moved):
+                lat = module.encode_identity(ident)
+                module.decode_motion(lat, 0, moved[0], ident.shape[1:3])
+                sync()
+
+            def first_window(module=module, ident=ident, audio=audio):
+                next(iter(module.stream(ident, audio, seed=0)))
+
+            t_motion = _timeit(motion, 1 if quick else 2)
+            t_decode = _timeit(decode, 1 if quick else 2)
+            t_first = _timeit(first_window, 2 if quick else 3)
+            n = clip.num_frames
+            extra = {
+                "device": device,
+                "frames": n,
+                "face_resolution": module.face.resolution,
+                "window": module.cfg.window,
+                "sample_steps": module.cfg.sample_steps,
+                **anchor,
+            }
+            where = f"{preset} {device}"
+            figures += [
+                Figure(
+                    "vasa_motion",
+                    f"{where}: motion generation (frames/s)",
+                    n / t_motion,
+                    "frames/s",
+                    25.0,
+                    "real time",
+                    extra,
+                ),
+                Figure(
+                    "vasa_decode", f"{where}: decoding (frames/s)", n / t_decode, "frames/s", 25.0, "real time", extra
+                ),
+                Figure("vasa_stream", f"{where}: streaming first-window latency", 1000.0 * t_first, "ms", extra=extra),
+            ]
+    return figures
+
+
+_PREPARE_CHILD = """
+import json, resource, sys, time
+from data.prepare import PrepareConfig, prepare_corpus
+cfg = PrepareConfig(landmarks="file", landmarks_dir=sys.argv[3], crops=["wav2lip"], features=["mel"], workers=1)
+t0 = time.perf_counter()
+s = prepare_corpus("perf", sys.argv[1], "voxceleb2", sys.argv[2], cfg, progress=False)
+print(json.dumps({"seconds": time.perf_counter() - t0, "accepted": s.accepted,
+                  "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "ffmpeg_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
+def _prepare_in_subprocess(root: Path, out: Path, landmarks: Path) -> dict:
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _PREPARE_CHILD, str(root), str(out), str(landmarks)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=repo,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"preparation benchmark failed: {proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_prepare(quick: bool) -> list[Figure]:
+    """`bench data prepare`: clips/s on short clips (vs decoding them with load_clip), and the peak memory of
+    preparing one long synthetic 25 fps video (10 minutes; 2 with --quick), measured in a fresh process with
+    getrusage (the target is < 2 GiB: frames stream through ffmpeg pipes in fixed-size chunks)."""
+    import subprocess
+
+    from data.corpus import load_clip
+    from data.io import ffmpeg_exe, write_video, write_wav
+    from data.layouts import get_layout
+
+    n = 4 if quick else 12
+    minutes = 2 if quick else 10
+    clips = _clips(n, size=96)
+    with tempfile.TemporaryDirectory() as td:
+        td = Path(td)
+
+        def place(root: Path, name: str, landmarks: np.ndarray) -> Path:
+            path = root / "dev" / "mp4" / "id00001" / "perfvideo00" / f"{name}.mp4"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lm = td / "landmarks" / root.name / path.relative_to(root).with_suffix(".npy")
+            lm.parent.mkdir(parents=True, exist_ok=True)
+            np.save(lm, landmarks)
+            return path
+
+        for i, c in enumerate(clips):
+            write_video(place(td / "short", f"{i + 1:05d}", c.landmarks), c.video, c.audio)
+        short = _prepare_in_subprocess(td / "short", td / "out_short", td / "landmarks" / "short")
+        refs = get_layout("voxceleb2").scan(td / "short")
+        decode = _timeit(lambda: [load_clip(r) for r in refs], 1)
+
+        # the long video: one 10 s clip repeated, encoded by piping its frames to ffmpeg `loops` times (never
+        # the whole video in this process; ffmpeg's -stream_loop with stream copy drifts audio against video)
+        base = _clips(1, size=96, seconds=10.0)[0]
+        loops = minutes * 6
+        long_path = place(td / "long", "00001", np.tile(base.landmarks, (loops, 1, 1)))
+        write_wav(td / "long.wav", np.tile(base.audio, loops))
+        t, h, w, _ = base.video.shape
+        enc = subprocess.Popen(
+            [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", "25",
+             "-i", "pipe:", "-i", str(td / "long.wav"), "-map", "0:v", "-map", "1:a", "-c:v", "libx264",
+             "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "aac", str(long_path)],
+            stdin=subprocess.PIPE,
+        )  # fmt: skip
+        frames = np.ascontiguousarray(base.video).tobytes()
+        for _ in range(loops):
+            enc.stdin.write(frames)
+        enc.stdin.close()
+        if enc.wait() != 0:
+            raise RuntimeError("encoding the long benchmark video failed")
+        long = _prepare_in_subprocess(td / "long", td / "out_long", td / "landmarks" / "long")
+        if long["accepted"] != 1:
+            rejects = (td / "out_long" / "rejects.jsonl").read_text()
+            raise RuntimeError(f"the {minutes}-minute benchmark video was rejected, so no memory figure: {rejects}")
+    return [
+        Figure(
+            "prepare",
+            "prepare short clips (clips/s)",
+            short["accepted"] / short["seconds"],
+            "clips/s",
+            n / decode,
+            "load_clip decode only (clips/s)",
+            {"clips": n, "seconds_per_clip": 2.0, "size": 96, "landmarks": "file", "crops": ["wav2lip"]},
+        ),
+        Figure(
+            "prepare",
+            f"peak RSS preparing a {minutes}-minute 25 fps video (MiB)",
+            long["rss_kb"] / 1024,
+            "MiB",
+            extra={
+                "minutes": minutes,
+                "accepted": long["accepted"],  # 1: the whole video went through preparation
+                "seconds": round(long["seconds"], 1),
+                "ffmpeg_peak_rss_mib": round(long["ffmpeg_rss_kb"] / 1024, 1),
+                "target_mib": 2048,
+            },
+        ),
+    ]
+
+
+def bench_diffused_heads(quick: bool) -> list[Figure]:
+    """Diffused Heads frame sampling (frames/s): respaced-100 and DDIM-50 side by side with the 1000-step chain,
+    and the preset's own sampler with clips batched (frame t of every clip in one UNet call) vs one clip at a time.
+
+    Tiny network on the CPU (or the device there is); the paper network only when CUDA is present.
+    """
+    import torch
+
+    from models.diffused_heads.module import DiffusedHeadsConfig, DiffusedHeadsModule
+
+    n_clips = 4 if quick else 8
+    clips = _clips(n_clips, size=128, seconds=1.0)
+    figures = []
+    presets = ("tiny", "paper") if torch.cuda.is_available() else ("tiny",)
+    for preset in presets:
+        torch.manual_seed(0)
+        module = DiffusedHeadsModule(DiffusedHeadsConfig.preset(preset)).eval()
+        if torch.cuda.is_available():
+            module = module.cuda()
+        own = (module.cfg.sampler, module.cfg.sample_steps)
+        frames = 1 if quick else 2
+        clip = clips[0]
+        audio = clip.audio[None, : frames * 640]
+        rates = {}
+        for label, sampler, steps in (
+            ("1000-step", "ancestral", 1000),
+            ("respaced-100", "ancestral", 100),
+            ("DDIM-50", "ddim", 50),
+        ):
+            module.cfg.sampler, module.cfg.sample_steps = sampler, steps
+            rates[label] = frames / _timeit(
+                lambda m=module, a=audio, v=clip.video: m.generate(v[None, 0], a, seed=0), 1
+            )
+        extra = {"frames": frames, "internal_size": module.cfg.image_size, "device": str(module.device)}
+        for label in ("respaced-100", "DDIM-50"):
+            figures.append(
+                Figure(
+                    "diffused_heads_sampling",
+                    f"{preset}: {label} (frames/s)",
+                    rates[label],
+                    "frames/s",
+                    rates["1000-step"],
+                    "1000-step ancestral (frames/s)",
+                    extra,
+                )
+            )
+        # the preset's sampler over whole 1 s clips: all clips in one generate() call vs one call per clip
+        module.cfg.sampler, module.cfg.sample_steps = own
+        ident = np.stack([c.video[0] for c in clips])
+        audios = np.stack([c.audio[:16000] for c in clips])
+        module.cfg.generate_batch_size = n_clips
+        batched = _timeit(lambda m=module, v=ident, a=audios: m.generate(v, a, seed=0), 1)
+        per_clip = _timeit(
+            lambda m=module, v=ident, a=audios: [m.generate(v[i : i + 1], a[i : i + 1], seed=i) for i in range(len(v))],
+            1,
+        )
+        n_frames = n_clips * 25
+        figures.append(
+            Figure(
+                "diffused_heads_sampling",
+                f"{preset}: {own[0]}-{own[1]}, {n_clips} clips batched (frames/s)",
+                n_frames / batched,
+                "frames/s",
+                n_frames / per_clip,
+                "one clip per call (frames/s)",
+                {**extra, "clips": n_clips, "frames": n_frames},
+            )
+        )
+    return figures
+
+
+def _fit_steps_per_s(module, clips, steps: int) -> float:
+    """Training steps/s of `module` in a Lightning Trainer (models with manual optimisation need one), timed from
+    the end of the first step so start-up and the first step's allocations are excluded."""
+    import lightning as L
+    import torch
+
+    from data.windows import WINDOWS
+
+    ds = WINDOWS[module.window_kind](clips, seed=0, **module.window_kwargs())
+    loader = torch.utils.data.DataLoader(ds, batch_size=module.cfg.batch_size, shuffle=True, drop_last=True)
+    marks: list[float] = []
+
+    class Clock(L.Callback):
+        def on_train_batch_end(self, *args, **kwargs) -> None:
+            marks.append(time.perf_counter())
+
+    trainer = L.Trainer(
+        max_steps=steps + 1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[Clock()],
+    )
+    trainer.fit(module, loader)
+    return (len(marks) - 1) / (marks[-1] - marks[0])
+
+
+def bench_registered_model(name: str, quick: bool) -> list[Figure]:
+    """Training steps/s and generation frames/s of model `name` built from its tiny preset config."""
+    import torch
+
+    from benchmark.config import compose
+    from benchmark.runner import build_model
+
+    clips = _clips(3 if quick else 6)
+    torch.manual_seed(0)
+    cfg = compose(name, "synthetic", "tiny")
+    needs = {arg: build_model(compose(dep, "synthetic", "tiny")) for arg, dep in (cfg.model.needs or {}).items()}
+    module = build_model(cfg, needs)
+    module.train()
+    steps = 3 if quick else 10
+    rate = _fit_steps_per_s(module, clips, steps)
+    module.eval()
+    c = clips[0]
+    g = _timeit(lambda: module.generate(c.video[None, 0], c.audio[None], pose_prior=c.video[None]), 2)
+    return [
+        Figure(
+            f"{name}_train", "tiny: training (steps/s)", rate, "steps/s", extra={"batch_size": module.cfg.batch_size}
+        ),
+        Figure(
+            f"{name}_generate",
+            "tiny: generation (frames/s)",
+            c.num_frames / g,
+            "frames/s",
+            extra={"frames": c.num_frames, "size": list(c.video.shape[1:3])},
+        ),
+    ]
+
+
+def bench_wav2lip_gan(quick: bool) -> list[Figure]:
+    """Wav2Lip + visual-quality discriminator (tiny): training steps/s (generator + discriminator) and frames/s."""
+    return bench_registered_model("wav2lip_gan", quick)
+
+
+def bench_lipgan(quick: bool) -> list[Figure]:
+    """LipGAN re-implementation (tiny): training steps/s (generator + discriminator) and generation frames/s."""
+    return bench_registered_model("lipgan", quick)
+
+
+def _metric_for_perf(cls, settings: dict):
+    """A metric built as the runner would on the synthetic corpus (its `synthetic:` CPU protocol block applied),
+    with a seeded small SyncNet where an evaluator is needed; corpus-bound metrics get no corpus."""
+    import torch
+
+    settings = {k: v for k, v in settings.items() if k != "evaluator"}
+    settings.update(settings.pop("synthetic", None) or {})
+    if getattr(cls, "needs_evaluator", False):
+        from metrics.backbones.syncnet import build_sync_evaluator
+
+        torch.manual_seed(0)
+        settings["evaluator"] = build_sync_evaluator("small")
+    if getattr(cls, "needs_corpus", False):
+        settings["corpus"] = None
+    return cls(**settings)
+
+
+def bench_metrics(quick: bool) -> list[Figure]:
+    """Clips/s of every registered metric class: one `update` with all clips (what batches across clips) vs a
+    per-clip loop of `update([clip])`, same clips, fresh metric each. Set metrics (FID, FVD) run the synthetic
+    corpus's CPU protocol; classes that cannot be built here (e.g. need calibrated weights) are listed as skipped."""
+    from omegaconf import OmegaConf
+
+    from benchmark.config import load_group
+    from benchmark.registry import import_target
+    from metrics import METRICS
+    from metrics.base import EvalSample
+
+    n = 2 if quick else 6
+    clips = _clips(n)
+    samples = [
+        EvalSample(
+            index=i,
+            clip_id=c.clip_id,
+            fake=np.ascontiguousarray(c.video[:, :, ::-1]),  # a different video of the same size
+            audio=c.audio,
+            real=np.asarray(c.video),
+            fake_landmarks=c.landmarks,
+            real_landmarks=c.landmarks,
+        )
+        for i, c in enumerate(clips)
+    ]
+    config = load_group("metrics", "default")
+    figures, skipped = [], {}
+    for target in dict.fromkeys(spec.target for spec in METRICS.values()):
+        cls = import_target(target)
+        section = cls.config_section
+        settings = OmegaConf.to_container(config[section], resolve=True) if section and section in config else {}
+        try:
+            _metric_for_perf(cls, settings)  # built once first: weights hashing and imports out of the timings
+        except Exception as err:  # a metric that needs calibrated weights or a corpus: say so, measure the rest
+            skipped[target] = f"{type(err).__name__}: {err}"[:200]
+            continue
+        # fresh metrics built outside the timings; best of `repeat` for each path
+        t_batch = t_loop = float("inf")
+        for _ in range(1 if quick else 2):
+            m = _metric_for_perf(cls, settings)
+            t0 = time.perf_counter()
+            m.update(samples)
+            t_batch = min(t_batch, time.perf_counter() - t0)
+            m = _metric_for_perf(cls, settings)
+            t0 = time.perf_counter()
+            for s in samples:
+                m.update([s])
+            t_loop = min(t_loop, time.perf_counter() - t0)
+        figures.append(
+            Figure(
+                "metrics",
+                f"{target.split(':')[1]}: batched update (clips/s)",
+                n / t_batch,
+                "clips/s",
+                n / t_loop,
+                "per-clip update loop (clips/s)",
+                {"clips": n, "seconds_per_clip": 2.0, "size": 96, "target": target},
+            )
+        )
+    if skipped:
+        print("[perf] metrics skipped: " + "; ".join(f"{t} ({why})" for t, why in skipped.items()), flush=True)
+        for f in figures:
+            f.extra["skipped"] = skipped
+    return figures
+
+
 BENCHMARKS: dict[str, Callable[[bool], list[Figure]]] = {
     "corpus_decode": bench_corpus_decode,
     "sync_scoring": bench_sync_scoring,
     "wav2lip": bench_wav2lip,
+    "diffused_heads": bench_diffused_heads,
+    "prepare": bench_prepare,
+    "vasa": bench_vasa,
+    "wav2lip_gan": bench_wav2lip_gan,
+    "lipgan": bench_lipgan,
+    "metrics": bench_metrics,
 }
 
 

@@ -8,6 +8,7 @@ and clips already recorded in samples.jsonl are not scored again.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark import registry
 from benchmark.config import compose, config_hash, save_config
+from benchmark.distributed import EvalGroup, eval_group, rank_file
 from benchmark.results import (
     MetricResult,
     Protocol,
@@ -36,11 +38,11 @@ from benchmark.results import (
     write_json_atomic,
     write_jsonl_atomic,
 )
-from data.clip import Clip
+from data.clip import FPS, SAMPLE_RATE, Clip
 from data.corpus import LayoutCorpus, SyntheticCorpus
 from data.io import MediaError, read_video, write_video
 from metrics import METRICS, MetricSpec
-from metrics.base import ClipMetric, EvalSample
+from metrics.base import ClipFeatures, ClipMetric, ClipScoreError, EvalSample, SetMetric, SetScoreError
 from metrics.weights import sha256_file
 
 REPO_DIR = Path(__file__).resolve().parents[1]
@@ -378,6 +380,9 @@ def protocol_for(
     settings = {
         "corpus": corpus.fingerprint(),
         "split": "test",
+        "fps": FPS,
+        "sample_rate": SAMPLE_RATE,
+        "seed": int(cfg.run.seed),
         "limit": cfg.run.limit,
         "identity_frame": cfg.run.identity_frame,
         "pose_prior": cfg.run.pose_prior,
@@ -390,7 +395,12 @@ def protocol_for(
     }
     h = protocol_hash(settings)
     return Protocol(
-        name=f"{corpus.name}-test", hash=h, dataset=corpus.name, split="test", n_clips=n_clips, settings=settings
+        name=cfg.run.get("protocol") or f"{corpus.name}-test",
+        hash=h,
+        dataset=corpus.name,
+        split="test",
+        n_clips=n_clips,
+        settings=settings,
     )
 
 
@@ -402,25 +412,113 @@ def _resize_video(video: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return np.stack([cv2.resize(f, (hw[1], hw[0]), interpolation=cv2.INTER_AREA) for f in video])
 
 
+def feature_key(metric: SetMetric) -> str:
+    """Folder name of a set metric's per-clip feature files: its output and a digest of what made the features
+    (backbone weights, frame selection), so changed settings never reuse stale features."""
+    info = json.dumps(metric.evaluator_info or {}, sort_keys=True, default=str)
+    return f"{metric.outputs[0]}-{hashlib.sha256(info.encode()).hexdigest()[:8]}"
+
+
+def _feature_path(features_dir: Path, metric: SetMetric, clip_id: str) -> Path:
+    return features_dir / feature_key(metric) / (video_name(clip_id).removesuffix(".mp4") + ".npy")
+
+
+def _save_features(path: Path, feats) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
+    np.save(tmp, np.asarray(feats, dtype=np.float32))
+    os.replace(tmp, path)
+
+
+def _load_features(path: Path):
+    import torch
+
+    return torch.from_numpy(np.load(path))
+
+
+def clip_set_features(
+    metric: SetMetric, clip_id: str, video: np.ndarray, features_dir: Path, reuse: bool = False
+) -> tuple[Any, Path]:
+    """The features a set metric takes from one clip's video, extracted and written to `features_dir` (one .npy
+    per clip: a crash loses no finished clip), or read from there when `reuse` and already extracted (the real
+    clips, fixed by the protocol). ClipScoreError when the metric cannot use the clip."""
+    path = _feature_path(features_dir, metric, clip_id)
+    if reuse and path.exists():
+        return _load_features(path), path
+    feats = metric.clip_features(video)
+    _save_features(path, feats)
+    return feats, path
+
+
+def reference_features(cfg: DictConfig, clips: Sequence[Clip], protocol: Protocol) -> Callable[[SetMetric], None]:
+    """Adds the real test clips' features to a set metric (FID/FVD's reference set).
+
+    Cached per protocol in the GT run directory (`GT-<hash8>/features/`, where scoring the GT row writes them), so
+    the real set is extracted once per protocol whatever the number of runs scored against it.
+    """
+    features_dir = Path(cfg.run.out_dir) / cfg.dataset.name / f"GT-{protocol.hash[:8]}" / "features"
+
+    def add(metric: SetMetric) -> None:
+        for i, clip in enumerate(clips):
+            try:
+                feats, _ = clip_set_features(metric, clip.clip_id, np.asarray(clip.video), features_dir, reuse=True)
+            except ClipScoreError:
+                continue  # a real clip the metric cannot use (too short) is simply not in the reference set
+            metric.update([ClipFeatures(index=i, clip_id=clip.clip_id, features=feats, real=True)])
+
+    return add
+
+
+def _features_missing(row: dict, set_metrics: dict, base: Path) -> bool:
+    for target in set_metrics:
+        if target in row.get("failed", {}):
+            continue
+        entry = row.get("features", {}).get(target)
+        if entry is None or not (base / entry["file"]).exists():
+            return True
+    return False
+
+
 def score_clips(
     clips: Sequence[Clip],
     fetch: Callable[[int, Clip], np.ndarray],
-    metrics: dict[str, ClipMetric],
+    metrics: dict[str, ClipMetric | SetMetric],
     names: Sequence[str],
     samples_path: Path,
     progress: bool = True,
+    reference: Callable[[SetMetric], None] | None = None,
+    notes: list[str] | None = None,
+    only: Callable[[int], bool] | None = None,
+    aggregate: bool = True,
 ) -> tuple[dict[str, MetricResult], list[dict]]:
-    """Score every clip (resuming from samples_path) and aggregate with the metric objects."""
+    """Score every clip (resuming from samples_path) and aggregate with the metric objects.
+
+    Clip metrics record per-clip values; set metrics (FID, FVD) write each clip's features to
+    `<samples_path's folder>/features/` and record their count. A set metric's value needs `reference` (adds the
+    real set's features); without it (the GT row) set metrics report nothing. A set metric that refuses its sets
+    (too few samples) reports NaN and its reason goes to `notes`.
+
+    `only(i)` restricts scoring to some clips (a rank's shard) and `aggregate=False` skips the values: a shard
+    only writes its rows (see `score_clips_distributed`).
+    """
+    features_dir = samples_path.parent / "features"
+    clip_metrics = {t: m for t, m in metrics.items() if not isinstance(m, SetMetric)}
+    set_metrics = {t: m for t, m in metrics.items() if isinstance(m, SetMetric)}
     done = {row["clip_id"]: row for row in read_jsonl(samples_path, missing_ok=True)}
+    for cid, row in list(done.items()):
+        if _features_missing(row, set_metrics, samples_path.parent):
+            del done[cid]  # a finished clip whose feature file went missing is scored again
     rows: list[dict] = []
     from rich.progress import Progress
 
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("scoring", total=len(clips))
         for i, clip in enumerate(clips):
+            if only is not None and not only(i):
+                continue
             row = done.get(clip.clip_id)
             if row is not None:
-                for target, metric in metrics.items():
+                for target, metric in clip_metrics.items():
                     vals = row["raw"].get(target)
                     if vals is not None:
                         metric.values.append(_t([vals]))
@@ -428,10 +526,19 @@ def score_clips(
                     elif target in row.get("failed", {}):
                         metric.n_failed += 1
                         metric.failures.append((clip.clip_id, row["failed"][target]))
+                for target, metric in set_metrics.items():
+                    if target in row.get("failed", {}):
+                        metric.n_failed += 1
+                        metric.failures.append((clip.clip_id, row["failed"][target]))
+                    else:
+                        feats = _load_features(samples_path.parent / row["features"][target]["file"])
+                        metric.update([ClipFeatures(index=i, clip_id=clip.clip_id, features=feats)])
                 rows.append(row)
                 bar.advance(task)
                 continue
             row = {"clip_id": clip.clip_id, "index": i, "values": {}, "raw": {}, "failed": {}}
+            if set_metrics:
+                row["features"] = {}
             try:
                 fake = fetch(i, clip)
             except MediaError as err:
@@ -451,22 +558,37 @@ def score_clips(
                     real=np.asarray(clip.video[:t]),
                     real_landmarks=clip.landmarks[:t] if clip.landmarks is not None else None,
                 )
-                for target, metric in metrics.items():
+                for target, metric in clip_metrics.items():
                     n_before = len(metric.failures)
                     metric.update([sample])
                     if len(metric.failures) > n_before:
                         row["failed"][target] = metric.failures[-1][1]
                     else:
                         row["raw"][target] = metric.values[-1].flatten().tolist()
-            for target, metric in metrics.items():
+                for target, metric in set_metrics.items():
+                    try:
+                        feats, path = clip_set_features(metric, clip.clip_id, sample.fake, features_dir)
+                    except ClipScoreError as err:
+                        metric.n_failed += 1
+                        metric.failures.append((clip.clip_id, str(err)))
+                        row["failed"][target] = str(err)
+                        continue
+                    metric.update([ClipFeatures(index=i, clip_id=clip.clip_id, features=feats)])
+                    rel = str(path.relative_to(samples_path.parent))
+                    row["features"][target] = {"file": rel, "n": int(feats.shape[0])}
+            for target, metric in clip_metrics.items():
                 for out, v in zip(metric.outputs, row["raw"].get(target, [])):
                     row["values"][out] = v
             row["values"] = {k: v for k, v in row["values"].items() if k in names}
             append_jsonl(samples_path, row)
             rows.append(row)
             bar.advance(task)
-    results: dict[str, MetricResult] = {}
+    if not aggregate:
+        return {}, rows
     for metric in metrics.values():
+        _local(metric)
+    results: dict[str, MetricResult] = {}
+    for metric in clip_metrics.values():
         _, vals = metric.per_clip()
         agg = metric.compute()
         for j, out in enumerate(metric.outputs):
@@ -480,9 +602,73 @@ def score_clips(
                 n_failed=int(metric.n_failed),
                 direction=spec.direction,
                 mode=getattr(metric, "mode", None),
-                std=float(col.std(ddof=1)) if col.size > 1 else None,
+                std=float(col.std(ddof=1)) if col.size > 1 and np.isfinite(col).all() else None,
             )
+    for metric in set_metrics.values():
+        if reference is None:
+            continue  # the GT row: the real set against itself is no result (Table 1 leaves GT FID/FVD empty)
+        reference(metric)
+        out = metric.outputs[0]
+        try:
+            value = float(metric.compute()[out])
+        except SetScoreError as err:
+            value = float("nan")
+            log(f"[evaluate] {out}: not computed: {err}")
+            if notes is not None:
+                notes.append(f"{out} not computed: {err}")
+        results[out] = MetricResult(
+            value=value,
+            n=metric.n_clips(),
+            n_failed=int(metric.n_failed),
+            direction=METRICS[out].direction,
+            mode=metric.mode,
+        )
     return {n: results[n] for n in names if n in results}, rows
+
+
+def _local(metric) -> None:
+    """Aggregate this process's states only: ranks' rows are merged through files (`score_clips_distributed`),
+    never by torchmetrics' all-gather, which would wait forever for ranks that are done."""
+    metric.sync_on_compute = False
+    metric._to_sync = False
+
+
+def score_clips_distributed(
+    group: EvalGroup,
+    clips: Sequence[Clip],
+    fetch: Callable[[int, Clip], np.ndarray],
+    metrics: dict[str, ClipMetric | SetMetric],
+    names: Sequence[str],
+    samples_path: Path,
+    **kwargs,
+) -> tuple[dict[str, MetricResult], list[dict]] | None:
+    """`score_clips` with clip i scored by rank i % world only; rank 0 gathers every rank's rows (and feature
+    files) and aggregates in dataset order, so the values equal a 1-process run's. Other ranks return None."""
+    if group.world == 1:
+        return score_clips(clips, fetch, metrics, names, samples_path, **kwargs)
+    finished = {row["clip_id"] for row in read_jsonl(samples_path, missing_ok=True)}
+    shard_kwargs = {k: v for k, v in kwargs.items() if k == "progress"}
+    score_clips(
+        clips,
+        fetch,
+        metrics,
+        names,
+        rank_file(samples_path, group.rank),
+        only=lambda i: group.mine(i) and clips[i].clip_id not in finished,
+        aggregate=False,
+        **shard_kwargs,
+    )
+    group.barrier()
+    if not group.main:
+        return None
+    for r in range(group.world):
+        part = rank_file(samples_path, r)
+        for row in read_jsonl(part, missing_ok=True):
+            if row["clip_id"] not in finished:
+                append_jsonl(samples_path, row)
+                finished.add(row["clip_id"])
+        part.unlink(missing_ok=True)
+    return score_clips(clips, fetch, metrics, names, samples_path, **kwargs)
 
 
 def _frames_note(fake: np.ndarray, clip: Clip) -> dict:
@@ -550,9 +736,17 @@ def _run_info(
 
 
 def evaluate_gt(
-    cfg: DictConfig, corpus: LayoutCorpus, clips: list[Clip], evaluator: Evaluator | None, protocol: Protocol
-) -> Results:
-    """The GT row: the real test clips scored by the same metrics (computed once per protocol)."""
+    cfg: DictConfig,
+    corpus: LayoutCorpus,
+    clips: list[Clip],
+    evaluator: Evaluator | None,
+    protocol: Protocol,
+    group: EvalGroup | None = None,
+) -> Results | None:
+    """The GT row: the real test clips scored by the same metrics (computed once per protocol).
+
+    With several processes (`group`) each scores its shard; rank 0 records and returns the row, others None."""
+    group = group or EvalGroup()
     run_dir = Path(cfg.run.out_dir) / cfg.dataset.name / f"GT-{protocol.hash[:8]}"
     if (run_dir / "results.json").exists():
         log(f"[evaluate] GT row of protocol {protocol.hash[:8]}: reusing {run_dir}")
@@ -561,7 +755,8 @@ def evaluate_gt(
     started = _now()
     names = list(cfg.metrics.names)
     metrics = build_metrics(cfg, names, evaluator, corpus)
-    res, rows = score_clips(
+    scored = score_clips_distributed(
+        group,
         clips,
         lambda i, c: np.asarray(c.video),
         metrics,
@@ -569,6 +764,9 @@ def evaluate_gt(
         run_dir / "samples.partial.jsonl",
         progress=bool(cfg.trainer.progress),
     )
+    if scored is None:
+        return None
+    res, rows = scored
     info = _run_info(cfg, "gt", "GT", "GT", started)
     out = record(run_dir, info, protocol, metric_evaluators(metrics, evaluator), res, rows)
     (run_dir / "samples.partial.jsonl").unlink(missing_ok=True)
@@ -583,7 +781,11 @@ def evaluate_folder(
     run: Callable[[], RunInfo],
     evaluator: Evaluator | None,
     clips: list[Clip],
-) -> Results:
+    group: EvalGroup | None = None,
+) -> Results | None:
+    """Score `videos` (clip id -> file) against the test clips and record the row in `run_dir` (rank 0; other
+    ranks of `group` score their shard and return None)."""
+    group = group or EvalGroup()
     names = list(cfg.metrics.names)
     metrics = build_metrics(cfg, names, evaluator, corpus)
     protocol = protocol_for(cfg, corpus, evaluator, len(clips), metrics)
@@ -595,8 +797,24 @@ def evaluate_folder(
             raise MediaError(clip.clip_id, "no video for this test clip in the folder")
         return read_video(path)
 
-    res, rows = score_clips(clips, fetch, metrics, names, partial, progress=bool(cfg.trainer.progress))
-    out = record(run_dir, run(), protocol, metric_evaluators(metrics, evaluator), res, rows)
+    notes: list[str] = []
+    scored = score_clips_distributed(
+        group,
+        clips,
+        fetch,
+        metrics,
+        names,
+        partial,
+        progress=bool(cfg.trainer.progress),
+        reference=reference_features(cfg, clips, protocol),
+        notes=notes,
+    )
+    if scored is None:
+        return None
+    res, rows = scored
+    info = run()
+    info.notes = [*info.notes, *notes]
+    out = record(run_dir, info, protocol, metric_evaluators(metrics, evaluator), res, rows)
     partial.unlink(missing_ok=True)
     return out
 
@@ -606,11 +824,19 @@ def video_name(clip_id: str) -> str:
     return clip_id.replace("/", "__") + ".mp4"
 
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".flv", ".mov", ".mkv", ".webm")
+
+
 def match_videos(folder: Path, clips: Sequence[Clip], mapping: dict[str, str] | None = None) -> dict[str, Path]:
-    """Match mp4 files to test clips by file stem: the full id (with '__' for '/'), or the base name if unique."""
-    files = {p.stem: p for p in sorted(Path(folder).glob("*.mp4"))}
-    if not files:
-        raise FileNotFoundError(f"{folder}: no .mp4 files to evaluate")
+    """Match video files to test clips by file stem: the full id (with '__' for '/'), or the base name if unique.
+
+    Any container ffmpeg reads is accepted (mp4 first when a stem has several); frames are decoded at 25 fps and
+    resized to the reference's size when scored, and each clip's record notes what was resampled."""
+    files: dict[str, Path] = {}
+    for suffix in reversed(VIDEO_SUFFIXES):
+        files.update({p.stem: p for p in sorted(Path(folder).glob(f"*{suffix}"))})
+    if not files and not mapping:
+        raise FileNotFoundError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)}) to evaluate")
     by_base: dict[str, list[str]] = {}
     for c in clips:
         by_base.setdefault(c.clip_id.rsplit("/", 1)[-1], []).append(c.clip_id)
@@ -627,13 +853,76 @@ def match_videos(folder: Path, clips: Sequence[Clip], mapping: dict[str, str] | 
     return out
 
 
-def generate_split(cfg: DictConfig, module, clips: Sequence[Clip], out_dir: Path, progress: bool = True) -> dict:
-    """Generate every test clip from its first frame and its audio; mp4 with the audio muxed."""
+def resampling_notes(videos: dict[str, Path]) -> list[str]:
+    """Run notes naming the videos whose frame rate was not 25 fps (decoded resampled to 25 fps)."""
+    from data.io import probe
+
+    by_fps: dict[float, list[str]] = {}
+    for clip_id, path in videos.items():
+        try:
+            fps = probe(path).fps
+        except MediaError:
+            continue  # unreadable files are recorded as per-clip failures when scored
+        if fps and abs(fps - FPS) > 1e-3:
+            by_fps.setdefault(round(float(fps), 3), []).append(clip_id)
+    return [
+        f"{len(ids)} videos at {fps:g} fps resampled to {FPS} fps (e.g. {', '.join(ids[:3])})"
+        for fps, ids in sorted(by_fps.items())
+    ]
+
+
+def generation_stamp(cfg: DictConfig, ckpt: dict) -> dict:
+    """What the generated clips depend on: the weights (sha256 or the initialising config), seed, conditioning."""
+    return {
+        "model": cfg.model.name,
+        "weights": ckpt.get("sha256") or config_hash(cfg, ("model",)),
+        "source": ckpt.get("source"),
+        "seed": int(cfg.run.seed),
+        "identity_frame": cfg.run.identity_frame,
+        "pose_prior": cfg.run.pose_prior,
+    }
+
+
+def _reset_if_stale(out_dir: Path, stamp: dict | None, also: Sequence[Path] = ()) -> None:
+    """Drop generated clips (and partial scores) made by other weights or settings than `stamp` describes."""
+    if stamp is None:
+        return
+    path = out_dir / "stamp.json"
+    old = json.loads(path.read_text()) if path.exists() else None
+    if old != stamp:
+        if old is not None or any(out_dir.glob("*.mp4")):
+            log(f"[generate] {out_dir}: clips were made by other weights or settings; generating them again")
+        for f in out_dir.glob("*.mp4"):
+            f.unlink()
+        for f in also:
+            f.unlink(missing_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, stamp)
+
+
+def generate_split(
+    cfg: DictConfig,
+    module,
+    clips: Sequence[Clip],
+    out_dir: Path,
+    progress: bool = True,
+    stamp: dict | None = None,
+    group: EvalGroup | None = None,
+) -> dict:
+    """Generate every test clip from its first frame and its audio; mp4 with the audio muxed.
+
+    Clips already in `out_dir` are reused when `stamp` (see `generation_stamp`) matches the one they were made
+    with, so an interrupted generation resumes; otherwise they are made again. With several processes
+    (`group`) clip i is made by rank i % world, seeded by its position in the test list as always."""
+    group = group or EvalGroup()
     from rich.progress import Progress
 
     if cfg.run.pose_prior not in ("none", "video"):
         raise ValueError(f"run.pose_prior must be 'none' or 'video', got {cfg.run.pose_prior!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    if group.main:
+        _reset_if_stale(out_dir, stamp, also=[out_dir.parent / "samples.partial.jsonl"])
+    group.barrier()  # no rank writes a clip before stale ones are gone
     videos = {}
     t0 = time.perf_counter()
     n_frames = 0
@@ -641,7 +930,7 @@ def generate_split(cfg: DictConfig, module, clips: Sequence[Clip], out_dir: Path
         task = bar.add_task("generating", total=len(clips))
         for i, clip in enumerate(clips):
             path = out_dir / video_name(clip.clip_id)
-            if not path.exists():
+            if group.mine(i) and not path.exists():
                 video = np.asarray(clip.video)
                 prior = video[None] if cfg.run.pose_prior == "video" else None
                 frames = module.generate(
@@ -659,28 +948,43 @@ def generate_split(cfg: DictConfig, module, clips: Sequence[Clip], out_dir: Path
 
 def run(cfg: DictConfig) -> Results | None:
     """`bench run`: train (or load) the model, generate the test split, score it and the GT, record."""
-    import torch
 
     started = _now()
     corpus = build_corpus(cfg)
-    if _rank() == 0:
+    # launched by torchrun: every process is here already; rank 0 writes the corpus and calibrates first.
+    # (Lightning's own launcher starts the other processes later, at fit time, when both are done.)
+    group = eval_group()
+    if not group.main:
+        group.barrier()
+    if _rank() == 0 and group.main:
         corpus.ensure()
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
+    if group.main:
+        save_config(cfg, run_dir / "config.yaml")
     evaluator = prepare_evaluators(cfg, corpus)
+    if group.main:
+        group.barrier()
     module, ckpt = train_or_load(cfg, corpus)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        # evaluation is single-process in this version: ranks > 0 stop once training is done
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-    if _rank() != 0:
+    group = eval_group()  # the processes training started (if any) stay for generation and scoring
+    if cfg.model.get("kind") == "component":
+        # a network other models need (the SyncNet expert, a first stage): trained or loaded, nothing to generate
+        if group.main:
+            log(f"[train] {cfg.run.name} is a component of other models: {ckpt.get('path') or ckpt.get('source')}")
         return None
     clips = test_clips(cfg, corpus)
     log(f"[generate] {cfg.run.name}: {len(clips)} test clips -> {run_dir / 'generated'}")
-    videos = generate_split(cfg, module, clips, run_dir / "generated", progress=bool(cfg.trainer.progress))
+    videos = generate_split(
+        cfg,
+        module,
+        clips,
+        run_dir / "generated",
+        progress=bool(cfg.trainer.progress),
+        stamp=generation_stamp(cfg, ckpt),
+        group=group,
+    )
     protocol = protocol_for(cfg, corpus, evaluator, len(clips))
-    evaluate_gt(cfg, corpus, clips, evaluator, protocol)
+    evaluate_gt(cfg, corpus, clips, evaluator, protocol, group)
     log(f"[evaluate] {cfg.run.name}: scoring {len(videos)} generated clips")
     notes = list(cfg.model.get("notes") or [])
     res = evaluate_folder(
@@ -700,6 +1004,7 @@ def run(cfg: DictConfig) -> Results | None:
         ),
         evaluator,
         clips,
+        group,
     )
     return res
 

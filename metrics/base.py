@@ -108,3 +108,143 @@ class ClipMetric(Metric, abc.ABC):
         if vals.shape[0] == 0:
             return {name: torch.tensor(float("nan"), dtype=torch.float64) for name in self.outputs}
         return {name: vals[:, i].mean() for i, name in enumerate(self.outputs)}
+
+
+@dataclass
+class ClipFeatures:
+    """Feature vectors `[k, d]` one clip contributes to a set metric, already extracted (e.g. read back from a
+    run's feature cache). `real`: the clip belongs to the reference (ground-truth) set."""
+
+    index: int
+    clip_id: str
+    features: torch.Tensor
+    real: bool = False
+
+
+class SetScoreError(RuntimeError):
+    """A set metric cannot give a value for these sets (e.g. fewer feature vectors than feature dimensions)."""
+
+
+class SetMetric(Metric, abc.ABC):
+    """Base for distribution metrics (FID, FVD): each clip contributes feature vectors, and the value compares the
+    Gaussian fitted to the generated clips' features with the one fitted to the real clips' features.
+
+    States are sums, as torchmetrics' FrechetInceptionDistance keeps them (and with its names, so a subclass of it
+    reuses its states): `{real,fake}_features_sum` [d], `{real,fake}_features_cov_sum` [d, d] (sum of x x^T),
+    float64, and `{real,fake}_features_num_samples`; adding them over processes gives the one-process value.
+    `fake_clips` counts the clips whose generated features were added (a sum: a "cat" state would hang the
+    gather on a rank that added none). A clip the metric cannot use (too short) raises ClipScoreError in
+    `check_clip` and is counted in `n_failed`.
+
+    `update` takes EvalSamples (generated features from `fake`, reference features from `real` when present) or
+    ClipFeatures. With fewer than d + 1 feature vectors in a set the covariance is singular and the distance is
+    dominated by the sample size, so `compute` raises SetScoreError unless `allow_low_n` (recorded in the
+    protocol) is set.
+    """
+
+    full_state_update = False
+    higher_is_better = False
+    outputs: tuple[str, ...] = ()
+    config_section: str | None = None
+    needs_evaluator: bool = False  # the runner's SyncNet; set metrics build their own backbones
+    needs_corpus: bool = False
+    evaluator_key: str | None = None
+    #: dimension of the feature vectors
+    feature_dim: int = 0
+    #: the metric's mode as recorded in results (e.g. the resize filter)
+    mode: str | None = None
+
+    def __init__(self, *, allow_low_n: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.allow_low_n = bool(allow_low_n)
+        if "real_features_sum" not in self._defaults:  # torchmetrics' FID adds these itself
+            d = int(self.feature_dim)
+            for side in ("real", "fake"):
+                self.add_state(f"{side}_features_sum", torch.zeros(d, dtype=torch.float64), dist_reduce_fx="sum")
+                self.add_state(f"{side}_features_cov_sum", torch.zeros(d, d, dtype=torch.float64), dist_reduce_fx="sum")
+                self.add_state(f"{side}_features_num_samples", torch.tensor(0).long(), dist_reduce_fx="sum")
+        self.add_state("fake_clips", default=torch.tensor(0), dist_reduce_fx="sum")
+        self.add_state("n_failed", default=torch.tensor(0), dist_reduce_fx="sum")
+        self.failures: list[tuple[str, str]] = []
+        self.evaluator_info: dict | None = None
+
+    @classmethod
+    def calibration_needed(cls, settings: dict, corpus) -> str | None:
+        """As ClipMetric.calibration_needed: FID/FVD backbones are official or seeded random, never calibrated."""
+        return None
+
+    def check_clip(self, video: np.ndarray) -> None:
+        """Raise ClipScoreError when `video` (uint8 [T, H, W, 3]) cannot contribute features."""
+
+    @abc.abstractmethod
+    def clip_features_batch(self, videos: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """Feature vectors `[k_i, d]` of each video (checked by `check_clip`), batched across videos."""
+
+    def clip_features(self, video: np.ndarray) -> torch.Tensor:
+        self.check_clip(video)
+        return self.clip_features_batch([video])[0]
+
+    def _add(self, feats: torch.Tensor, real: bool) -> None:
+        x = torch.as_tensor(feats).to(torch.float64).reshape(-1, int(self.feature_dim))
+        side = "real" if real else "fake"
+        setattr(self, f"{side}_features_sum", getattr(self, f"{side}_features_sum") + x.sum(0))
+        setattr(self, f"{side}_features_cov_sum", getattr(self, f"{side}_features_cov_sum") + x.T @ x)
+        setattr(self, f"{side}_features_num_samples", getattr(self, f"{side}_features_num_samples") + x.shape[0])
+        if not real:
+            self.fake_clips += 1
+
+    def update(self, items: Sequence[EvalSample | ClipFeatures]) -> None:
+        pending: list[EvalSample] = []
+        for item in items:
+            if isinstance(item, ClipFeatures):
+                self._add(item.features, item.real)
+                continue
+            try:
+                self.check_clip(item.fake)
+                if item.real is not None:
+                    self.check_clip(item.real)
+            except ClipScoreError as err:
+                self.n_failed += 1
+                self.failures.append((item.clip_id, str(err)))
+                continue
+            pending.append(item)
+        if not pending:
+            return
+        for f in self.clip_features_batch([s.fake for s in pending]):
+            self._add(f, False)
+        with_real = [s for s in pending if s.real is not None]
+        if with_real:
+            for f in self.clip_features_batch([s.real for s in with_real]):
+                self._add(f, True)
+
+    def n_clips(self) -> int:
+        """Number of clips whose generated features were added (this process; all of them after `compute`)."""
+        return int(self.fake_clips)
+
+    def min_samples(self) -> int:
+        return 2 if self.allow_low_n else int(self.feature_dim) + 1
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        from metrics.functional.frechet import frechet_distance_from_sums
+
+        n_fake, n_real = int(self.fake_features_num_samples), int(self.real_features_num_samples)
+        need = self.min_samples()
+        if min(n_fake, n_real) < need:
+            hint = "" if self.allow_low_n else " (or set allow_low_n: true, recorded in the protocol)"
+            raise SetScoreError(
+                f"{self.outputs[0]}: {n_fake} generated and {n_real} real feature vectors; {need} per set are "
+                f"needed for a {self.feature_dim}-d covariance. Score more clips{hint}."
+            )
+        value = frechet_distance_from_sums(
+            n_fake,
+            self.fake_features_sum,
+            self.fake_features_cov_sum,
+            n_real,
+            self.real_features_sum,
+            self.real_features_cov_sum,
+        )
+        return {self.outputs[0]: value}
+
+    def reset(self) -> None:
+        super().reset()
+        self.failures = []

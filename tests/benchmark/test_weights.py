@@ -76,3 +76,113 @@ def test_unknown_weights_name_suggests(tmp_path):
     torch.save({}, path)
     with pytest.raises(KeyError, match="syncnet_v2"):
         import_weights(path, "syncnet_v3")
+
+
+# ------------------------------------------------------------------ lipreader checkpoints, list / verify / fetch
+
+
+@pytest.fixture
+def fresh_store(tmp_path, monkeypatch):
+    """An empty weights store for this test (the session store holds other tests' imports)."""
+    monkeypatch.setenv("TALKBENCH_HOME", str(tmp_path / "home"))
+
+
+LIPREADER_TABLES = {
+    "lrw_resnet18_mstcn": "lrw_lipreader_resnet18_mstcn_state_dict.tsv",
+    "lrw_resnet18_mstcn_prelu": "lrw_lipreader_resnet18_mstcn_prelu_state_dict.tsv",
+}
+
+
+def test_import_mpc001_lipreader_checkpoint(tmp_path, fresh_store):
+    # the PReLU table's strict load is in tests/metrics/test_lipreader.py; here the import path end to end
+    name = "lrw_resnet18_mstcn"
+    sd = {k: torch.zeros_like(v) for k, v in state_dict_from_table(LIPREADER_TABLES[name]).items()}
+    sd["tcn.tcn_output.bias"] = torch.arange(500, dtype=torch.float32)
+    path = tmp_path / "ckpt.best.pth"
+    torch.save({"epoch_idx": 3, "model_state_dict": sd}, path)  # mpc001's CheckpointSaver layout
+    entry = import_weights(path, name)
+    assert entry.meta["kind"] == "evaluator" and entry.source.startswith("official")
+    from metrics.wer import load_lipreader
+
+    net, info = load_lipreader(name)
+    assert info["status"] == "official" and info["sha256"] == store.sha256_file(path)
+    assert len(net.cfg.labels) == 500
+    assert torch.equal(net.state_dict()["tcn.tcn_output.bias"], sd["tcn.tcn_output.bias"])
+
+
+def test_import_refuses_prelu_file_as_swish_model(tmp_path, fresh_store):
+    path = tmp_path / "old.pth.tar"
+    torch.save({"model_state_dict": state_dict_from_table(LIPREADER_TABLES["lrw_resnet18_mstcn_prelu"])}, path)
+    with pytest.raises(Exception, match=r"old\.pth\.tar.*unexpected keys"):
+        import_weights(path, "lrw_resnet18_mstcn")
+    assert "lrw_resnet18_mstcn" not in store.list_weights()
+
+
+def test_list_shows_present_and_missing_with_where_to_get(tmp_path, fresh_store):
+    from benchmark.weights import KNOWN, format_list, status_rows
+
+    path = tmp_path / "s.model"
+    torch.save(state_dict_from_table(TABLES["syncnet_v2"]), path)
+    import_weights(path, "syncnet_v2")
+    rows = {r["name"]: r for r in status_rows()}
+    assert set(KNOWN) <= set(rows)
+    assert rows["syncnet_v2"]["present"] and rows["syncnet_v2"]["path"].endswith(".model")
+    assert not rows["lrw_resnet18_mstcn"]["present"] and "bit.ly" in rows["lrw_resnet18_mstcn"]["get"]
+    text = format_list()
+    present, missing = text.split("missing (")
+    assert "syncnet_v2" in present and "wav2lip_gan" in missing and "bench weights fetch syncnet_v2" not in text
+
+
+def _fake_known(monkeypatch, url: str, sha: str):
+    import dataclasses
+
+    from benchmark import weights as bw
+
+    entry = dataclasses.replace(bw.KNOWN["syncnet_v2"], url=url, sha256=sha, file="syncnet_v2.model")
+    monkeypatch.setitem(bw.KNOWN, "syncnet_v2", entry)
+    return bw
+
+
+def test_fetch_checks_sha256_and_registers(tmp_path, monkeypatch, fresh_store):
+    src = tmp_path / "mirror.model"
+    torch.save(state_dict_from_table(TABLES["syncnet_v2"]), src)
+    digest = store.sha256_file(src)
+    bw = _fake_known(monkeypatch, src.as_uri(), "0" * 64)
+    with pytest.raises(store.WeightsError, match="does not match the official.*Nothing was registered"):
+        bw.fetch("syncnet_v2")
+    assert "syncnet_v2" not in store.list_weights()
+    bw = _fake_known(monkeypatch, src.as_uri(), digest[:10])  # a torch-hub style prefix is enough
+    entry = bw.fetch("syncnet_v2")
+    assert entry.sha256 == digest and entry.meta["sha256_official"] is True
+    assert bw.verify(["syncnet_v2"])[0].startswith("ok") and "official sha256" in bw.verify(["syncnet_v2"])[0]
+
+
+def test_fetch_offline_and_without_url_give_clear_errors(tmp_path, monkeypatch, fresh_store):
+    bw = _fake_known(monkeypatch, (tmp_path / "absent.model").as_uri(), "")
+    with pytest.raises(store.WeightsError, match=r"cannot download syncnet_v2 .*bench weights import FILE --as"):
+        bw.fetch("syncnet_v2")
+    with pytest.raises(store.WeightsError, match="no direct download link.*bit.ly"):
+        bw.fetch("lrw_resnet18_mstcn")
+
+
+def test_unofficial_sha_is_refused_unless_allowed_and_verify_flags_it(tmp_path, monkeypatch, fresh_store):
+    path = tmp_path / "s.model"
+    torch.save(state_dict_from_table(TABLES["syncnet_v2"]), path)
+    bw = _fake_known(monkeypatch, "", "ab" * 32)
+    with pytest.raises(bw.UnofficialWeightsError, match="allow-unofficial"):
+        bw.import_weights(path, "syncnet_v2")
+    entry = bw.import_weights(path, "syncnet_v2", allow_unofficial=True)
+    assert entry.source.startswith("unofficial") and entry.meta["sha256_official"] is False
+    assert bw.verify(["syncnet_v2"])[0].startswith("FAILED")
+
+
+def test_verify_cli_exit_code(tmp_path, fresh_store):
+    from benchmark.cli import main
+
+    path = tmp_path / "s.model"
+    torch.save(state_dict_from_table(TABLES["syncnet_v2"]), path)
+    assert main(["weights", "import", str(path), "--as", "syncnet_v2"]) == 0
+    assert main(["weights", "verify", "syncnet_v2"]) == 0
+    stored = store.weights_dir() / store.list_weights()["syncnet_v2"].file
+    stored.write_bytes(stored.read_bytes()[:-4])
+    assert main(["weights", "verify", "syncnet_v2"]) == 1

@@ -1,0 +1,66 @@
+"""Distributed evaluation: every test clip generated and scored exactly once, whatever the number of processes.
+
+Clip i belongs to rank i % world (no sampler padding, so no clip is scored twice and none is dropped). Each rank
+writes its clips' mp4s and per-clip score rows (and set-metric feature files) into the run folder; rank 0 then
+reads every rank's rows back and aggregates them in dataset order, so the numbers equal a 1-process run's to the
+last digit. Collectives are only barriers, on a gloo group, so this works on CPU and beside NCCL training alike.
+
+Launch: `bench run ... trainer.devices=N trainer.strategy=ddp` (Lightning starts the processes for training and
+they stay for evaluation), or `torchrun --nproc_per_node N -m benchmark.cli run|evaluate ...` for any command,
+including evaluation-only runs; on SLURM, `srun` one torchrun per node (`--nnodes`, `--node_rank`,
+`--rdzv_endpoint` from the SLURM variables) or let Lightning read SLURM's environment with `trainer.num_nodes`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class EvalGroup:
+    rank: int = 0
+    world: int = 1
+    group: Any = None
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def mine(self, i: int) -> bool:
+        """Whether clip `i` (its position in the test list) is this process's to generate and score."""
+        return i % self.world == self.rank
+
+    def barrier(self) -> None:
+        if self.group is not None:
+            import torch.distributed as dist
+
+            dist.barrier(group=self.group)
+
+
+def eval_group() -> EvalGroup:
+    """This process's place among the evaluation processes.
+
+    Uses the process group Lightning (or anything else) initialised; otherwise starts one from the environment
+    a launcher such as torchrun sets (RANK and WORLD_SIZE); a single process gets rank 0 of 1.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return EvalGroup()
+    if not dist.is_initialized() and "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return EvalGroup()
+    return EvalGroup(dist.get_rank(), dist.get_world_size(), dist.new_group(backend="gloo"))
+
+
+def rank_file(path: os.PathLike | str, rank: int):
+    """Where rank `rank` writes its rows of the per-clip file `path` (merged by rank 0)."""
+    from pathlib import Path
+
+    path = Path(path)
+    return path.with_name(f"{path.stem}.rank{rank}{path.suffix}")

@@ -1,0 +1,418 @@
+"""68-point facial landmarks for metrics (blinks, LMD, head pose, CSIM face alignment): a backend registry.
+
+Backends (LANDMARK_BACKENDS), all returning float32 [T, 68, 2] iBUG-68 pixel coordinates of the given frames:
+
+- ``dlib``: dlib's HOG frontal face detector + the 68-point shape predictor
+  (``shape_predictor_68_face_landmarks.dat`` shipped by the ``face-recognition-models`` package), exactly as
+  DinoMan/blink-detector runs them: grey frame by skimage ``img_as_ubyte(rgb2gray(frame))``, upsample 0, the
+  first detection; a frame without a detection reuses the previous frame's box. Frames before the first
+  detection use the first box (the reference appends EAR = 0 there instead; a landmark track has no such
+  value). The default real-face backend: it installs and runs offline.
+- ``fan``: face-alignment's 2D FAN-4 (``2DFAN4-11f355bf06.pth.tar`` in the torch hub cache,
+  ``$TORCH_HOME/hub/checkpoints``); face boxes from dlib's HOG detector (offline) or S3FD
+  (``s3fd-619a316812.pth``, same cache). A missing file is an error naming the file, the folder and the URL.
+- ``file``: landmarks that come with the sample (``EvalSample.fake_landmarks`` / ``real_landmarks``: the synthetic
+  corpus's truth, or landmarks prepared with a corpus).
+- ``learned``: the small regressor of ``metrics.landmark_regressor`` calibrated on the corpus being scored
+  (``bench calibrate --what landmarks``); the choice for the synthetic corpus, whose cartoon faces dlib and
+  FAN were never trained on.
+- ``auto``: ``learned`` on the synthetic corpus, ``dlib`` on real corpora.
+
+``sample_landmarks(sample, backend, which)`` memoises each clip's estimate in ``EvalSample.extra`` so that the
+metrics of one scoring pass (blinks, LMD, head pose, CSIM) run the estimator once per clip.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metrics.base import ClipMetric, ClipScoreError, EvalSample
+
+LANDMARK_BACKENDS: dict[str, str] = {
+    "dlib": "metrics.backbones.landmarks:DlibLandmarks",
+    "fan": "metrics.backbones.landmarks:FanLandmarks",
+    "file": "metrics.backbones.landmarks:FileLandmarks",
+    "learned": "metrics.backbones.landmarks:LearnedLandmarks",
+}
+CHOICES = (*LANDMARK_BACKENDS, "auto")
+#: network name prefix of calibrated regressors in the weights store
+REGRESSOR_NETWORK = "landmark_regressor"
+FAN_FILE = "2DFAN4-11f355bf06.pth.tar"
+S3FD_FILE = "s3fd-619a316812.pth"
+FAN_URL = "https://www.adrianbulat.com/downloads/python-fan/"
+
+
+class LandmarkError(RuntimeError):
+    """A landmark backend cannot be built (missing package, weights file or calibration)."""
+
+
+def _sha256(path: Path) -> str:
+    from metrics.weights import sha256_file
+
+    return sha256_file(path)
+
+
+@lru_cache(maxsize=8)
+def _sha256_cached(path: str, size: int, mtime: float) -> str:
+    return _sha256(Path(path))
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a model file, cached by (path, size, mtime): the dlib files are 100 MB."""
+    st = path.stat()
+    return _sha256_cached(str(path), st.st_size, st.st_mtime)
+
+
+def face_models_dir() -> Path:
+    """The folder of dlib model files installed by `face-recognition-models` (located without pkg_resources,
+    which setuptools >= 82 no longer ships and the package's own __init__ imports)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or spec.origin is None:
+        raise LandmarkError(
+            "the dlib model files come from the face-recognition-models package: "
+            "pip install face-recognition-models dlib-bin"
+        )
+    return Path(spec.origin).parent / "models"
+
+
+def dlib_model_path(file: str) -> Path:
+    path = face_models_dir() / file
+    if not path.is_file():
+        raise LandmarkError(f"{path}: dlib model file missing; reinstall face-recognition-models")
+    return path
+
+
+def import_dlib():
+    try:
+        import dlib
+    except ImportError as err:
+        raise LandmarkError(f"the dlib backends need dlib: pip install dlib-bin ({err})") from err
+    return dlib
+
+
+def reference_grey(frame: np.ndarray) -> np.ndarray:
+    """uint8 grey frame as blink-detector makes it: skimage `img_as_ubyte(rgb2gray(frame))` (ITU-R 709 weights;
+    cv2's 601 weights move dlib's points enough to change which EAR drops pass the threshold)."""
+    from skimage import img_as_ubyte
+    from skimage.color import rgb2gray
+
+    return img_as_ubyte(rgb2gray(frame))
+
+
+def check_video(video: np.ndarray) -> np.ndarray:
+    video = np.asarray(video)
+    if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+        raise ValueError(f"video must be uint8 [T, H, W, 3] RGB, got {video.dtype} {video.shape}")
+    return video
+
+
+class LandmarkBackend(abc.ABC):
+    """Estimates landmarks [T, 68, 2] float32 of a clip's frames; `info` describes it for results."""
+
+    name: str = ""
+
+    def __init__(self) -> None:
+        self.info: dict[str, Any] = {"backend": self.name}
+
+    @property
+    def key(self) -> str:
+        """Identifies this estimator (and its weights) in the per-sample memo."""
+        return f"{self.name}:{self.info.get('sha256') or ''}"
+
+    @abc.abstractmethod
+    def estimate(self, video: np.ndarray) -> np.ndarray:
+        """Landmarks of every frame; raise ClipScoreError when no face can be found."""
+
+    def for_sample(self, sample: EvalSample, which: str) -> np.ndarray:
+        video = sample.fake if which == "fake" else sample.real
+        if video is None:
+            raise ClipScoreError(f"no {which} video in the sample to estimate landmarks on")
+        return self.estimate(check_video(video))
+
+
+class DlibLandmarks(LandmarkBackend):
+    """dlib HOG detector + 68-point shape predictor (blink-detector's procedure; see the module docstring)."""
+
+    name = "dlib"
+
+    def __init__(self, upsample: int = 0, predictor: str | None = None) -> None:
+        super().__init__()
+        dlib = import_dlib()
+        path = Path(predictor) if predictor else dlib_model_path("shape_predictor_68_face_landmarks.dat")
+        if not path.is_file():
+            raise LandmarkError(f"{path}: no such dlib shape predictor file")
+        self.detector = dlib.get_frontal_face_detector()
+        self.predictor = dlib.shape_predictor(str(path))
+        self.upsample = int(upsample)
+        self.info.update(
+            arch="dlib HOG frontal_face_detector + shape_predictor 68",
+            weights=path.name,
+            sha256=file_sha256(path),
+            status="official",
+            upsample=self.upsample,
+            dlib=dlib.__version__,
+        )
+
+    def boxes(self, greys: list[np.ndarray]) -> list:
+        """One dlib rectangle per frame (previous box where none is found; first box before the first)."""
+        found = [self.detector(g, self.upsample) for g in greys]
+        first = next((r[0] for r in found if len(r)), None)
+        if first is None:
+            raise ClipScoreError(f"dlib's HOG detector found no face in any of the {len(greys)} frames")
+        out, prev = [], first
+        for rects in found:
+            prev = rects[0] if len(rects) else prev
+            out.append(prev)
+        return out
+
+    def estimate(self, video: np.ndarray) -> np.ndarray:
+        greys = [reference_grey(f) for f in check_video(video)]
+        out = np.zeros((len(greys), 68, 2), np.float32)
+        for t, (g, box) in enumerate(zip(greys, self.boxes(greys))):
+            shape = self.predictor(g, box)
+            out[t] = [(p.x, p.y) for p in shape.parts()]
+        return out
+
+
+def torch_hub_checkpoints() -> Path:
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+class FanLandmarks(LandmarkBackend):
+    """face-alignment 2D FAN-4 with weights from the torch hub cache (never downloaded here)."""
+
+    name = "fan"
+
+    def __init__(self, detector: str = "dlib", device: str = "cpu", upsample: int = 0) -> None:
+        super().__init__()
+        if detector not in ("dlib", "sfd"):
+            raise ValueError(f"FAN face detector must be 'dlib' or 'sfd', got {detector!r}")
+        cache = torch_hub_checkpoints()
+        fan = cache / FAN_FILE
+        need = [fan] + ([cache / S3FD_FILE] if detector == "sfd" else [])
+        missing = [p for p in need if not p.is_file()]
+        if missing:
+            raise LandmarkError(
+                "the fan landmark backend needs "
+                + ", ".join(f"{p.name} (from {FAN_URL}{p.name})" for p in missing)
+                + f" in the torch hub cache {cache} (set TORCH_HOME to move it); face-alignment would download "
+                "them, which this suite never does. Or use landmarks: dlib."
+            )
+        import face_alignment
+
+        kwargs: dict[str, Any] = {"device": device, "flip_input": False}
+        if detector == "sfd":
+            kwargs.update(face_detector="sfd", face_detector_kwargs={"path_to_detector": str(cache / S3FD_FILE)})
+        else:
+            # boxes come from dlib; the "folder" detector builds without downloading anything
+            kwargs.update(face_detector="folder")
+        try:
+            self.fa = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, compile=False, **kwargs)
+        except TypeError:  # face-alignment < 1.5 has no compile argument
+            self.fa = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, **kwargs)
+        self.detector = detector
+        self.dlib = DlibLandmarks(upsample=upsample) if detector == "dlib" else None
+        self.info.update(
+            arch=f"face-alignment 2DFAN-4 ({face_alignment.__version__}), boxes: {detector}",
+            weights=FAN_FILE,
+            sha256=file_sha256(fan),
+            status="official",
+        )
+
+    def estimate(self, video: np.ndarray) -> np.ndarray:
+        video = check_video(video)
+        out = np.zeros((len(video), 68, 2), np.float32)
+        if self.dlib is not None:
+            rects = self.dlib.boxes([reference_grey(f) for f in video])
+            for t, (frame, r) in enumerate(zip(video, rects)):
+                box = np.array([[r.left(), r.top(), r.right(), r.bottom(), 1.0]], np.float32)
+                out[t] = self.fa.get_landmarks_from_image(frame, detected_faces=box)[0][:, :2]
+            return out
+        prev = None
+        for t, frame in enumerate(video):
+            found = self.fa.get_landmarks_from_image(frame)
+            prev = found[0][:, :2] if found else prev
+            if prev is None:
+                raise ClipScoreError(f"S3FD found no face in frame {t} (nor before it)")
+            out[t] = prev
+        return out
+
+
+class FileLandmarks(LandmarkBackend):
+    """Landmarks that come with the sample: synthetic truth or landmarks prepared with the corpus."""
+
+    name = "file"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.info.update(arch="precomputed landmarks (EvalSample.*_landmarks)", status="official")
+
+    def estimate(self, video: np.ndarray) -> np.ndarray:
+        raise ClipScoreError("the file landmark backend reads landmarks from the sample; it cannot estimate them")
+
+    def for_sample(self, sample: EvalSample, which: str) -> np.ndarray:
+        lm = sample.fake_landmarks if which == "fake" else sample.real_landmarks
+        if lm is None:
+            raise ClipScoreError(
+                f"no precomputed landmarks for the {which} clip (landmarks: file); use learned, dlib or fan"
+            )
+        lm = np.asarray(lm, np.float32)
+        if lm.ndim != 3 or lm.shape[1:] != (68, 2):
+            raise ClipScoreError(f"precomputed {which} landmarks must be [T, 68, 2], got {lm.shape}")
+        return lm
+
+
+class LearnedLandmarks(LandmarkBackend):
+    """The landmark regressor calibrated on a corpus (metrics.landmark_regressor), from the weights store."""
+
+    name = "learned"
+
+    def __init__(self, weights: str, device: str = "cpu") -> None:
+        super().__init__()
+        from metrics import weights as store
+        from metrics.landmark_regressor import regressor_from_blob
+
+        blob, entry = store.load(weights)
+        self.net = regressor_from_blob(blob).to(device).eval()
+        self.device = device
+        self.info.update(
+            arch=f"landmark regressor {blob['config']}",
+            weights=entry.name,
+            sha256=entry.sha256,
+            status="calibrated" if entry.calibrated else "trained",
+            report=entry.meta.get("report", {}),
+        )
+
+    def estimate(self, video: np.ndarray) -> np.ndarray:
+        return self.net.predict(check_video(video), device=self.device)
+
+
+def is_synthetic(corpus) -> bool:
+    if corpus is None:
+        return False
+    from data.corpus import SyntheticCorpus
+
+    return isinstance(corpus, SyntheticCorpus)
+
+
+def resolve_backend_name(name: str, corpus=None) -> str:
+    """The backend `name` stands for: `auto` is learned on the synthetic corpus, dlib elsewhere."""
+    if name not in CHOICES:
+        import difflib
+
+        hint = difflib.get_close_matches(name, CHOICES, n=1)
+        raise ValueError(
+            f"unknown landmark backend {name!r}"
+            + (f"; did you mean {hint[0]!r}?" if hint else "")
+            + f" (choices: {', '.join(CHOICES)})"
+        )
+    if name == "auto":
+        return "learned" if is_synthetic(corpus) else "dlib"
+    return name
+
+
+def find_regressor(corpus):
+    """The newest landmark regressor calibrated on exactly this corpus, or None."""
+    if corpus is None:
+        return None
+    from metrics.weights import find_calibrated
+
+    return find_calibrated(corpus.fingerprint(), REGRESSOR_NETWORK)
+
+
+def landmark_calibration_needed(name: str, corpus) -> str | None:
+    """ "landmarks" (the benchmark.calibrate.CALIBRATORS entry) when `name` needs a regressor `corpus` lacks."""
+    if resolve_backend_name(name, corpus) == "learned" and corpus is not None and find_regressor(corpus) is None:
+        return "landmarks"
+    return None
+
+
+@lru_cache(maxsize=8)
+def _cached_backend(name: str, kwargs: tuple) -> LandmarkBackend:
+    module, cls = LANDMARK_BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module), cls)(**dict(kwargs))
+
+
+def build_backend(name: str = "auto", corpus=None, **kwargs: Any) -> LandmarkBackend:
+    """The landmark backend `name` (see CHOICES) for `corpus`, shared by every metric in this process.
+
+    learned: the regressor registered under `weights=` or the newest one calibrated on `corpus`; a clear error
+    when there is none (run `bench calibrate --what landmarks`).
+    """
+    resolved = resolve_backend_name(name, corpus)
+    if resolved == "learned" and "weights" not in kwargs:
+        entry = find_regressor(corpus)
+        if entry is None:
+            where = f"corpus {corpus.name!r}" if corpus is not None else "this corpus (none was given)"
+            raise LandmarkError(
+                f"no landmark regressor calibrated on {where}: run `bench calibrate --what landmarks`, "
+                "or choose landmarks: dlib / fan / file"
+            )
+        kwargs["weights"] = entry.name
+    return _cached_backend(resolved, tuple(sorted(kwargs.items())))
+
+
+def sample_landmarks(sample: EvalSample, backend: LandmarkBackend, which: str = "fake") -> np.ndarray:
+    """Landmarks [T, 68, 2] of the sample's fake or real clip, estimated once per (sample, backend, which)."""
+    if which not in ("fake", "real"):
+        raise ValueError(f"which must be 'fake' or 'real', got {which!r}")
+    memo = sample.extra.setdefault("landmarks", {})
+    key = (backend.key, which)
+    if key not in memo:
+        try:
+            memo[key] = backend.for_sample(sample, which)
+        except ClipScoreError as err:
+            memo[key] = err
+    value = memo[key]
+    if isinstance(value, ClipScoreError):
+        raise ClipScoreError(str(value))
+    return value
+
+
+def clear_cache() -> None:
+    """Forget the backends built in this process (tests; a new calibration)."""
+    _cached_backend.cache_clear()
+
+
+class LandmarkClipMetric(ClipMetric):
+    """A ClipMetric whose values come from 68-point landmarks of the sample's clips.
+
+    landmarks: the backend name (dlib | fan | file | learned | auto); landmark_options: keyword arguments of the
+    backend (e.g. {"upsample": 1} for dlib); corpus: the corpus being scored (picks `auto` and the calibrated
+    regressor); backend: an already built backend (tests, or sharing one across metrics explicitly).
+    """
+
+    needs_corpus = True
+    evaluator_key = "landmarks"
+
+    def __init__(
+        self,
+        landmarks: str = "auto",
+        landmark_options: dict[str, Any] | None = None,
+        corpus=None,
+        backend: LandmarkBackend | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.landmark_backend = backend or build_backend(landmarks, corpus, **(landmark_options or {}))
+        self.evaluator_info = dict(self.landmark_backend.info)
+
+    @classmethod
+    def calibration_needed(cls, settings: dict, corpus) -> str | None:
+        name = settings.get("landmarks", "auto")
+        resolve_backend_name(name, corpus)  # unknown names fail here, before any calibration runs
+        if (settings.get("landmark_options") or {}).get("weights"):
+            return None
+        return landmark_calibration_needed(name, corpus)
+
+    def landmarks_of(self, sample: EvalSample, which: str = "fake") -> np.ndarray:
+        return sample_landmarks(sample, self.landmark_backend, which)

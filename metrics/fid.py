@@ -1,0 +1,149 @@
+"""FID on video frames: torchmetrics' FrechetInceptionDistance with our FID-InceptionV3 as its `feature` module.
+
+The metric's name states the resize filter, the one choice that moves FID most between implementations
+(metrics_notes.md A.2, clean-fid): `fid_tf1` resizes to 299x299 like TF 1.x `resize_bilinear` (the original TF FID
+and torch-fidelity), `fid_aa` with PyTorch's antialiased bilinear (torchmetrics' default). Both take uint8 RGB
+frames as torch-fidelity does, scale `(x - 128) / 128`, and use the 2048-d pool3 features. Statistics are sums in
+float64 (DDP adds them); the distance uses the symmetric matrix square root (`metrics.functional.frechet`).
+
+Frames: every frame of every clip (`frame_stride: 1`, the paper protocols); the synthetic corpus's CPU protocol
+takes every `frame_stride`-th frame (configs/metrics/default.yaml `fid.synthetic`), recorded in the evaluator info
+and the protocol. Without the official weights the Inception is seeded random init and the numbers are recorded
+with status "random": they rank runs of one protocol against each other, they are not FID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torchmetrics.image.fid import FrechetInceptionDistance as _TorchmetricsFID
+
+from metrics.backbones.inception import FEATURE_DIM, FIDInceptionV3, load_evaluator_weights
+from metrics.base import ClipScoreError, SetMetric
+
+OFFICIAL_WEIGHTS = "pt_inception-2015-12-05-6726825d"
+HOW_TO_GET = (
+    "Download pt_inception-2015-12-05-6726825d.pth from "
+    "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth "
+    "(or torch-fidelity's weights-inception-2015-12-05-6726825d.pth), then "
+    "`bench weights import pt_inception-2015-12-05-6726825d.pth --as pt_inception-2015-12-05-6726825d`."
+)
+#: keys of a `synthetic:` override block (configs/metrics/default.yaml)
+PROTOCOL_KEYS = ("frame_stride", "max_frames", "allow_low_n")
+
+
+def resolve_protocol(settings: dict, synthetic: dict | None, corpus) -> dict:
+    """The frame-selection settings in force: `settings`, with the `synthetic` block on the synthetic corpus."""
+    from data.corpus import SyntheticCorpus
+
+    out = dict(settings)
+    if synthetic and isinstance(corpus, SyntheticCorpus):
+        unknown = sorted(set(synthetic) - set(out))
+        if unknown:
+            raise ValueError(f"unknown keys in the synthetic override block: {unknown}; valid: {sorted(out)}")
+        out.update(synthetic)
+    return out
+
+
+class FrechetInceptionDistance(SetMetric, _TorchmetricsFID):
+    """FID between the frames of the generated clips and the frames of the real test clips.
+
+    Inputs: EvalSample (`fake`, and `real` when present) or ClipFeatures. weights: registered name, "auto"
+    (official when registered, else random) or "random"; seed: random-init seed; frame_stride / max_frames:
+    which frames of each clip (1 / None = all); batch_size: frames per Inception forward; allow_low_n: compute
+    even with fewer than 2049 frames per set (recorded); synthetic: overrides for the synthetic corpus.
+    """
+
+    outputs: tuple[str, ...] = ("fid_tf1",)
+    resize = "tf1"
+    config_section = "fid"
+    needs_corpus = True
+    evaluator_key = "inception"
+    feature_dim = FEATURE_DIM
+    higher_is_better = False
+
+    def __init__(
+        self,
+        *,
+        weights: str = "auto",
+        seed: int = 0,
+        frame_stride: int = 1,
+        max_frames: int | None = None,
+        batch_size: int = 32,
+        allow_low_n: bool = False,
+        synthetic: dict | None = None,
+        corpus=None,
+        device: str | None = None,
+        **kwargs,
+    ) -> None:
+        p = resolve_protocol(
+            {"frame_stride": frame_stride, "max_frames": max_frames, "allow_low_n": allow_low_n}, synthetic, corpus
+        )
+        if int(p["frame_stride"]) < 1 or (p["max_frames"] is not None and int(p["max_frames"]) < 1):
+            raise ValueError(f"frame_stride and max_frames must be >= 1, got {p['frame_stride']}, {p['max_frames']}")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        net = FIDInceptionV3(self.resize)
+        info = load_evaluator_weights(
+            net, weights, official=OFFICIAL_WEIGHTS, seed=int(seed), arch="fid_inception_v3", how_to_get=HOW_TO_GET
+        )
+        if device is not None:
+            net = net.to(device)
+        # torchmetrics keeps the real statistics across reset(): the real set is fixed, the generated one changes
+        super().__init__(
+            allow_low_n=bool(p["allow_low_n"]), feature=net, reset_real_features=False, normalize=False, **kwargs
+        )
+        self.mode = self.resize
+        self.frame_stride = int(p["frame_stride"])
+        self.max_frames = None if p["max_frames"] is None else int(p["max_frames"])
+        self.batch_size = int(batch_size)
+        self.device_name = device
+        self.evaluator_info = {
+            **info,
+            "resize": self.resize,
+            "input": "uint8 RGB, (x - 128) / 128 at 299x299",
+            "features": "pool3 (2048)",
+            "frame_stride": self.frame_stride,
+            "max_frames": self.max_frames,
+            "allow_low_n": self.allow_low_n,
+        }
+
+    def frame_indices(self, n_frames: int) -> list[int]:
+        idx = list(range(0, n_frames, self.frame_stride))
+        return idx[: self.max_frames] if self.max_frames is not None else idx
+
+    def check_clip(self, video: np.ndarray) -> None:
+        if video.ndim != 4 or video.shape[-1] != 3 or video.shape[0] < 1:
+            raise ClipScoreError(f"FID needs RGB frames [T, H, W, 3], got shape {tuple(video.shape)}")
+
+    @torch.no_grad()
+    def clip_features_batch(self, videos: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """Selected frames of all videos go through the Inception in batches of `batch_size` (frames of one size
+        per batch); returns `[k_i, 2048]` float32 per video."""
+        frames: list[tuple[int, np.ndarray]] = []
+        for v, video in enumerate(videos):
+            frames.extend((v, video[i]) for i in self.frame_indices(len(video)))
+        feats: list[list[torch.Tensor]] = [[] for _ in videos]
+        start = 0
+        while start < len(frames):
+            shape = frames[start][1].shape
+            stop = start
+            while stop < len(frames) and stop - start < self.batch_size and frames[stop][1].shape == shape:
+                stop += 1
+            batch = torch.from_numpy(np.stack([f for _, f in frames[start:stop]])).permute(0, 3, 1, 2)
+            if self.device_name is not None:
+                batch = batch.to(self.device_name)
+            out = self.inception(batch).float().cpu()
+            for (v, _), row in zip(frames[start:stop], out):
+                feats[v].append(row)
+            start = stop
+        return [torch.stack(f) if f else torch.zeros(0, FEATURE_DIM) for f in feats]
+
+
+class FrechetInceptionDistanceAntialias(FrechetInceptionDistance):
+    """FID with PyTorch's antialiased bilinear resize to 299 (torchmetrics' default `antialias=True`)."""
+
+    outputs = ("fid_aa",)
+    resize = "antialias"

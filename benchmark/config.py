@@ -88,8 +88,13 @@ def compose(
     preset: str | None = None,
     overrides: list[str] | None = None,
     experiment: str | None = None,
+    protocol: str | None = None,
 ) -> DictConfig:
-    """The full, resolved config of one run (see configs/README in the YAML files for each group)."""
+    """The full, resolved config of one run (see configs/README in the YAML files for each group).
+
+    Order: run defaults + groups, the model's preset, the experiment overlay, the evaluation protocol
+    (configs/protocols), then `key=value` overrides (which, if they touch the protocol's settings, change its hash).
+    """
     base = load_group(".", "run") if (config_dir() / "run.yaml").exists() else OmegaConf.create({})
     if model is None:
         # scoring videos made elsewhere: no model section to speak of
@@ -115,6 +120,11 @@ def compose(
     cfg.run.preset = preset
     if experiment:
         cfg = _merge_struct(cfg, load_group("experiments", experiment), f"configs/experiments/{experiment}.yaml")
+    if protocol:
+        from benchmark.protocol import protocol_overlay
+
+        cfg = _merge_struct(cfg, protocol_overlay(protocol, cfg.dataset.name), f"configs/protocols/{protocol}.yaml")
+        cfg.run.protocol = protocol
     # `<needed model>.key=value` overrides go to a model this one needs (e.g. syncnet_expert.trainer.max_steps=50)
     needed = set((cfg.model.get("needs") or {}).values())
     own, deps = [], {}

@@ -618,6 +618,39 @@ def format_table(figures: list[Figure]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
 
 
+def _run_one(name: str, quick: bool, conn) -> None:
+    import resource
+
+    try:
+        figures = BENCHMARKS[name](quick)
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+        conn.send(("ok", figures, peak_mib))
+    except BaseException as err:  # reported by the parent with the benchmark's name
+        conn.send(("error", f"{type(err).__name__}: {err}", None))
+    finally:
+        conn.close()
+
+
+def _isolated(name: str, quick: bool) -> list[Figure]:
+    """Run one benchmark in a forked child so its peak memory (RSS) is its own, not the largest so far."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_run_one, args=(name, quick, child))
+    proc.start()
+    child.close()
+    try:
+        status, payload, peak_mib = parent.recv()
+    except EOFError:
+        proc.join()
+        raise RuntimeError(f"benchmark {name!r} died (exit code {proc.exitcode})") from None
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(f"benchmark {name!r} failed: {payload}")
+    return [*payload, Figure(name, "peak memory (RSS of its process)", peak_mib, "MiB")]
+
+
 def run_perf(only: list[str] | None, out: Path, quick: bool = False) -> list[Figure]:
     import torch
 
@@ -626,12 +659,13 @@ def run_perf(only: list[str] | None, out: Path, quick: bool = False) -> list[Fig
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     names = only or list(BENCHMARKS)
-    figures: list[Figure] = []
     for name in names:
         if name not in BENCHMARKS:
             raise suggest("benchmark", name, BENCHMARKS)
+    figures: list[Figure] = []
+    for name in names:
         print(f"[perf] {name} ...", flush=True)
-        figures.extend(BENCHMARKS[name](quick))
+        figures.extend(_isolated(name, quick))
     print(format_table(figures))
     payload = {"machine": machine(), "quick": quick, "figures": [asdict(f) | {"ratio": f.ratio} for f in figures]}
     write_json_atomic(out, payload)

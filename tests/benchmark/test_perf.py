@@ -8,14 +8,20 @@ def test_perf_writes_figures_with_baseline_and_machine(tmp_path, capsys):
     figures = run_perf(["corpus_decode"], out, quick=True)
     payload = json.loads(out.read_text())
     assert payload["machine"]["cpus"] >= 1 and "torch" in json.dumps(payload["machine"])
-    (fig,) = payload["figures"]
+    fig, mem = payload["figures"]
     assert fig["benchmark"] == "corpus_decode" and fig["value"] > 0 and fig["baseline"] > 0
     assert fig["ratio"] == figures[0].value / figures[0].baseline
+    # each benchmark runs in its own process, so its peak memory is its own
+    assert mem["benchmark"] == "corpus_decode" and mem["unit"] == "MiB" and 50 < mem["value"] < 8192
     assert "corpus_decode" in capsys.readouterr().out
 
 
-def test_registry_covers_the_spine():
-    assert {"corpus_decode", "sync_scoring", "wav2lip"} <= set(BENCHMARKS)
+def test_registry_covers_every_model_and_the_metrics():
+    from models import MODELS
+
+    assert {"corpus_decode", "prepare", "sync_scoring", "metrics"} <= set(BENCHMARKS)
+    generators = {"wav2lip", "wav2lip_gan", "lipgan", "diffused_heads", "vasa"}
+    assert generators <= set(MODELS) and generators <= set(BENCHMARKS)
 
 
 def test_table_shows_ratio():

@@ -7,6 +7,7 @@ and clips already recorded in samples.jsonl are not scored again.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -112,9 +113,13 @@ def run_dir_of(cfg: DictConfig) -> Path:
 
 
 def training_hash(cfg: DictConfig, corpus: LayoutCorpus) -> str:
+    """What cached weights depend on: the model config and its resolved hyperparameters (a preset's values live
+    in code, so a changed preset must not reuse old weights), trainer settings, corpus and seed."""
+    params = model_params(cfg, model_class(cfg.model.name))
     return config_hash(
         {
             "model": OmegaConf.to_container(cfg.model, resolve=True),
+            "params": dataclasses.asdict(params) if dataclasses.is_dataclass(params) else params,
             "trainer": {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if k != "progress"},
             "corpus": corpus.fingerprint(),
             "seed": cfg.run.seed,

@@ -28,6 +28,7 @@ CALIBRATORS: dict[str, str] = {
     "sync": "benchmark.calibrate:calibrate_corpus",
     "lipreader": "benchmark.calibrate:calibrate_lipreader_corpus",
     "landmarks": "benchmark.calibrate:calibrate_landmarks_corpus",
+    "capp": "benchmark.calibrate:calibrate_capp_corpus",
 }
 
 
@@ -51,13 +52,14 @@ def calibrations_needed(cfg: DictConfig, corpus: LayoutCorpus) -> list[str]:
     from benchmark.registry import import_target, metrics
 
     needed: list[str] = []
-    for target in {metrics().entry(n).target for n in cfg.metrics.names}:
+    for target in dict.fromkeys(metrics().entry(n).target for n in cfg.metrics.names):
         cls = import_target(target)
         section = getattr(cls, "config_section", None)
         settings = OmegaConf.to_container(cfg.metrics[section], resolve=True) if section else {}
-        name = cls.calibration_needed(settings, corpus)
-        if name and name not in needed:
-            needed.append(name)
+        names = cls.calibration_needed(settings, corpus)  # one name, several, or None
+        for name in [names] if isinstance(names, str) else names or []:
+            if name not in needed:
+                needed.append(name)
     return needed
 
 
@@ -197,3 +199,11 @@ def calibrate_landmarks_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.W
         Path(tmp).unlink(missing_ok=True)
     clear_cache()  # backends built before now must not hide the new regressor
     return entry
+
+
+def calibrate_capp_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntry:
+    """Train the CAPP-style audio/head-pose model on the corpus's train split (head angles from its landmarks)
+    and register it, calibrated on this corpus (found by the `capp` metric when `weights` is null)."""
+    from metrics.pose import calibrate_capp
+
+    return calibrate_capp(corpus, seconds=float(cfg.metrics.capp.calibrate.seconds), seed=int(cfg.run.seed))

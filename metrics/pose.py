@@ -185,6 +185,13 @@ def calibrate_capp(corpus, cfg: CappConfig | None = None, seconds: float = 120.0
     )
 
 
+def store_find_capp(corpus):
+    """The CAPP calibrated on `corpus`, if any."""
+    from metrics import weights as store
+
+    return store.find_calibrated(corpus.fingerprint(), CAPP_NETWORK) if corpus is not None else None
+
+
 class AudioPoseAlignment(LandmarkClipMetric):
     """CAPP-style audio-pose alignment of `EvalSample.fake` with `EvalSample.audio` (higher is better).
 
@@ -194,14 +201,24 @@ class AudioPoseAlignment(LandmarkClipMetric):
 
     outputs = ("capp",)
     higher_is_better = True
-    config_section = None  # settings by keyword (weights, landmarks); the runner passes the corpus
+    config_section = "capp"  # weights, landmarks, calibrate (the calibrator's budget); the runner passes the corpus
 
-    def __init__(self, weights: str | None = None, net: CappNet | None = None, **kwargs) -> None:
+    def __init__(
+        self, weights: str | None = None, net: CappNet | None = None, calibrate: dict | None = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.net, info = net, {"network": CAPP_NETWORK, "weights": "given"}
         if self.net is None:
             self.net, info = self._load(weights, kwargs.get("corpus"))
         self.evaluator_info = {**(self.evaluator_info or {}), "capp": info}
+
+    @classmethod
+    def calibration_needed(cls, settings: dict, corpus) -> list[str]:
+        needed = super().calibration_needed(settings, corpus)
+        names = [needed] if isinstance(needed, str) else list(needed or [])
+        if settings.get("weights") is None and store_find_capp(corpus) is None:
+            names.append("capp")
+        return names
 
     @staticmethod
     def _load(weights: str | None, corpus) -> tuple[CappNet, dict]:
@@ -213,8 +230,8 @@ class AudioPoseAlignment(LandmarkClipMetric):
             entry = store.find_calibrated(corpus.fingerprint(), CAPP_NETWORK) if corpus is not None else None
             if entry is None:
                 raise store.WeightsError(
-                    "no CAPP model for this corpus: train one with metrics.pose.calibrate_capp(corpus) or pass "
-                    "`weights:` (a registered name or a file)"
+                    "no CAPP model for this corpus: run `bench calibrate --what capp` or set "
+                    "`metrics.capp.weights` (a registered name or a file)"
                 )
             weights = entry.name
         path = Path(weights) if Path(weights).is_file() else store.resolve(weights)[0]

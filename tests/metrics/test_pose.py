@@ -75,3 +75,10 @@ def test_metric_scores_clips_from_their_landmarks() -> None:
     out = metric.compute()
     assert -1.0 <= float(out["capp"]) <= 1.0 and int(metric.n_failed) == 1
     assert "needs at least 20 frames" in metric.failures[0][1]
+
+
+def test_capp_asks_for_its_calibration_unless_given_weights():
+    from metrics.pose import AudioPoseAlignment
+
+    assert AudioPoseAlignment.calibration_needed({"weights": None, "landmarks": "file"}, None) == ["capp"]
+    assert AudioPoseAlignment.calibration_needed({"weights": "capp.pt", "landmarks": "file"}, None) == []

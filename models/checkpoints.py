@@ -45,6 +45,19 @@ def _is_torchscript(path: Path) -> bool:
         return any(name.endswith("/constants.pkl") or name == "constants.pkl" for name in zf.namelist())
 
 
+# Official checkpoints whose pickles hold foreign classes (refused by weights_only=True): "module:function" readers
+# taking a path and returning the network's LoadedStateDict, or None when the file is not in their layout. They
+# rebuild tensors only and never import the foreign classes.
+FOREIGN_PICKLE_READERS: list[str] = ["models.diffused_heads.checkpoints:read_for_loader"]
+
+
+def import_reader(target: str):
+    import importlib
+
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def _strip_dataparallel(key: str) -> str:
     while key.startswith(_DATAPARALLEL_PREFIX):
         key = key[len(_DATAPARALLEL_PREFIX) :]
@@ -72,6 +85,10 @@ def load_official_state_dict(path: str | os.PathLike, *, prefix: str | None = No
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
+            for reader in FOREIGN_PICKLE_READERS:
+                found = import_reader(reader)(path)
+                if found is not None:
+                    return found
             raise CheckpointError(
                 f"checkpoint {path}: cannot be read as tensors only ({err}). A truncated download gives this "
                 "error (Wav2Lip#141); a file that pickles code objects is refused on purpose."

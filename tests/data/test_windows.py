@@ -43,7 +43,14 @@ def bgr_unit(frames: np.ndarray) -> np.ndarray:
 
 
 def test_registry() -> None:
-    assert WINDOWS == {"sync_expert": SyncExpertWindows, "wav2lip": Wav2LipWindows}
+    assert WINDOWS["sync_expert"] is SyncExpertWindows and WINDOWS["wav2lip"] is Wav2LipWindows
+
+    # models with their own training items add them when their module is imported (data never imports models)
+    from benchmark.registry import models
+
+    for name in models().names():
+        kind = getattr(models().get(name), "window_kind", None)
+        assert kind is None or kind in WINDOWS, (name, kind)
 
 
 def test_colour_helpers_round_trip() -> None:

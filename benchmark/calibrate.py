@@ -204,6 +204,10 @@ def calibrate_landmarks_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.W
 def calibrate_capp_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntry:
     """Train the CAPP-style audio/head-pose model on the corpus's train split (head angles from its landmarks)
     and register it, calibrated on this corpus (found by the `capp` metric when `weights` is null)."""
-    from metrics.pose import calibrate_capp
+    from omegaconf import OmegaConf
 
-    return calibrate_capp(corpus, seconds=float(cfg.metrics.capp.calibrate.seconds), seed=int(cfg.run.seed))
+    from metrics.pose import CappConfig, calibrate_capp
+
+    c = OmegaConf.to_container(cfg.metrics.capp.calibrate, resolve=True)
+    seconds = float(c.pop("seconds"))
+    return calibrate_capp(corpus, CappConfig(**c), seconds=seconds, seed=int(cfg.run.seed))

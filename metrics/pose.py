@@ -185,11 +185,22 @@ def calibrate_capp(corpus, cfg: CappConfig | None = None, seconds: float = 120.0
     )
 
 
-def store_find_capp(corpus):
-    """The CAPP calibrated on `corpus`, if any."""
+def store_find_capp(corpus, calibrate: dict | None = None):
+    """The newest CAPP calibrated on `corpus` whose model settings match `calibrate` (a CappConfig subset), if any."""
     from metrics import weights as store
 
-    return store.find_calibrated(corpus.fingerprint(), CAPP_NETWORK) if corpus is not None else None
+    if corpus is None:
+        return None
+    want = {k: v for k, v in (calibrate or {}).items() if k != "seconds"}
+    matches = [
+        e
+        for e in store.list_weights().values()
+        if e.calibrated
+        and e.meta.get("corpus") == corpus.fingerprint()
+        and e.network.startswith(CAPP_NETWORK)
+        and all((e.meta.get("config") or {}).get(k) == v for k, v in want.items())
+    ]
+    return max(matches, key=lambda e: e.registered) if matches else None
 
 
 class AudioPoseAlignment(LandmarkClipMetric):
@@ -209,25 +220,25 @@ class AudioPoseAlignment(LandmarkClipMetric):
         super().__init__(**kwargs)
         self.net, info = net, {"network": CAPP_NETWORK, "weights": "given"}
         if self.net is None:
-            self.net, info = self._load(weights, kwargs.get("corpus"))
+            self.net, info = self._load(weights, kwargs.get("corpus"), calibrate)
         self.evaluator_info = {**(self.evaluator_info or {}), "capp": info}
 
     @classmethod
     def calibration_needed(cls, settings: dict, corpus) -> list[str]:
         needed = super().calibration_needed(settings, corpus)
         names = [needed] if isinstance(needed, str) else list(needed or [])
-        if settings.get("weights") is None and store_find_capp(corpus) is None:
+        if settings.get("weights") is None and store_find_capp(corpus, settings.get("calibrate")) is None:
             names.append("capp")
         return names
 
     @staticmethod
-    def _load(weights: str | None, corpus) -> tuple[CappNet, dict]:
+    def _load(weights: str | None, corpus, calibrate: dict | None = None) -> tuple[CappNet, dict]:
         from pathlib import Path
 
         from metrics import weights as store
 
         if weights is None:
-            entry = store.find_calibrated(corpus.fingerprint(), CAPP_NETWORK) if corpus is not None else None
+            entry = store_find_capp(corpus, calibrate)
             if entry is None:
                 raise store.WeightsError(
                     "no CAPP model for this corpus: run `bench calibrate --what capp` or set "

@@ -69,14 +69,24 @@ class ClipMetric(Metric, abc.ABC):
     def score_clip(self, sample: EvalSample) -> Sequence[float]:
         """The values of `outputs` for one clip; raise ClipScoreError when the clip cannot be scored."""
 
-    def update(self, samples: Sequence[EvalSample]) -> None:
+    def score_clips(self, samples: Sequence[EvalSample]) -> list[Sequence[float] | ClipScoreError]:
+        """Each sample's values, or the ClipScoreError it raised; override to batch or parallelise across clips."""
+        out: list[Sequence[float] | ClipScoreError] = []
         for sample in samples:
             try:
-                vals = [float(v) for v in self.score_clip(sample)]
+                out.append(self.score_clip(sample))
             except ClipScoreError as err:
+                out.append(err)
+        return out
+
+    def update(self, samples: Sequence[EvalSample]) -> None:
+        samples = list(samples)
+        for sample, result in zip(samples, self.score_clips(samples)):
+            if isinstance(result, ClipScoreError):
                 self.n_failed += 1
-                self.failures.append((sample.clip_id, str(err)))
+                self.failures.append((sample.clip_id, str(result)))
                 continue
+            vals = [float(v) for v in result]
             self.values.append(torch.tensor([vals], dtype=torch.float64))
             self.index.append(torch.tensor([sample.index], dtype=torch.long))
 

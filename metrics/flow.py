@@ -5,6 +5,8 @@ Both are `match_gt` metrics: a generated video should be as smooth as the real o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from metrics.base import ClipMetric, ClipScoreError, EvalSample
 from metrics.functional.flow import MODES, frame_mse, optical_flow_magnitude
 
@@ -27,14 +29,34 @@ class OpticalFlowMagnitude(ClipMetric):
     higher_is_better = None
     config_section = "flow"  # configs/metrics/default.yaml section holding its settings
 
-    def __init__(self, mode: str = "paper", **kwargs) -> None:
+    def __init__(self, mode: str = "paper", workers: int = 2, **kwargs) -> None:
         super().__init__(**kwargs)
         self.mode = _checked_mode(mode)
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = int(workers)
 
     def score_clip(self, sample: EvalSample) -> tuple[float]:
         if sample.fake.shape[0] < 2:
             raise ClipScoreError(f"OFM needs at least 2 frames, clip has {sample.fake.shape[0]}")
         return (optical_flow_magnitude(sample.fake, self.mode),)
+
+    def score_clips(self, samples: Sequence[EvalSample]) -> list:
+        # Farneback is single-threaded per frame pair and dominates the cost: clips go to a process pool
+        if self.workers == 1 or len(samples) < 2:
+            return super().score_clips(samples)
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(self.workers, len(samples)), mp_context=mp.get_context("fork")) as pool:
+            return list(pool.map(_ofm_or_error, [(s.fake, self.mode) for s in samples]))
+
+
+def _ofm_or_error(job: tuple) -> tuple[float] | ClipScoreError:
+    video, mode = job
+    if video.shape[0] < 2:
+        return ClipScoreError(f"OFM needs at least 2 frames, clip has {video.shape[0]}")
+    return (optical_flow_magnitude(video, mode),)
 
 
 class FrameMSE(ClipMetric):
@@ -48,9 +70,9 @@ class FrameMSE(ClipMetric):
     higher_is_better = None
     config_section = "flow"
 
-    def __init__(self, mode: str = "paper", **kwargs) -> None:
+    def __init__(self, mode: str = "paper", workers: int = 2, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.mode = _checked_mode(mode)
+        self.mode = _checked_mode(mode)  # `workers` is OFM's (they share the `flow` config section)
 
     def score_clip(self, sample: EvalSample) -> tuple[float]:
         if sample.fake.shape[0] < 2:

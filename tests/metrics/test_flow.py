@@ -132,3 +132,16 @@ def test_metric_classes_and_merge():
     ofm.update(samples)
     assert ofm.mode == "standard" and int(ofm.n_failed) == 1
     assert ofm.compute()["ofm"].item() == 0.0
+
+
+def test_ofm_process_pool_equals_serial():
+    """Scoring several clips at once uses a process pool; values and failures are those of the serial path."""
+    rng = np.random.default_rng(3)
+    videos = [rng.integers(0, 256, (6 + i, 48, 48, 3), dtype=np.uint8) for i in range(3)]
+    videos.append(videos[0][:1])  # one frame: a counted failure either way
+    samples = [EvalSample(index=i, clip_id=f"c{i}", fake=v) for i, v in enumerate(videos)]
+    serial, pooled = OpticalFlowMagnitude(workers=1), OpticalFlowMagnitude(workers=2)
+    serial.update(samples)
+    pooled.update(samples)
+    torch.testing.assert_close(pooled.per_clip()[1], serial.per_clip()[1], rtol=0, atol=0)
+    assert int(pooled.n_failed) == int(serial.n_failed) == 1 and pooled.failures == serial.failures

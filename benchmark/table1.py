@@ -111,7 +111,11 @@ def table1(
             out.files.extend(p for p in (files.html, files.markdown) if p is not None)
         elif fmt in _EXTENSIONS:
             path = reports_dir / f"{stem}.{_EXTENSIONS[fmt]}"
-            out.files.append(write_leaderboard(results, dataset, fmt, path, published=_published(dataset)))
+            # the .tex is a whole document, so it compiles as written; its table* body pastes into a paper
+            standalone = fmt == "latex"
+            out.files.append(
+                write_leaderboard(results, dataset, fmt, path, published=_published(dataset), standalone=standalone)
+            )
     return out
 
 

@@ -1,4 +1,4 @@
-"""Blinks, LMD, Delta P, CPBD and CSIM give the same values on 1 and 2 processes (gloo), one spawn for all."""
+"""Blinks, LMD, Delta P, CPBD, CSIM and CAPP give the same values on 1 and 2 processes (gloo), one spawn for all."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def _samples() -> list[EvalSample]:
                 clip_id=clip.clip_id,
                 fake=fake.video,
                 real=clip.video,
+                audio=clip.audio,
                 fake_landmarks=fake.landmarks,
                 real_landmarks=clip.landmarks,
             )
@@ -33,6 +34,15 @@ def _samples() -> list[EvalSample]:
     # a clip without landmarks: a failure for the landmark metrics, counted once over both processes
     out.append(EvalSample(index=len(out), clip_id="bare", fake=out[0].fake, real=out[0].real))
     return out
+
+
+def _capp():
+    import torch
+
+    from metrics.pose import AudioPoseAlignment, CappConfig, CappNet
+
+    torch.manual_seed(0)  # the same (untrained) CAPP in every process
+    return AudioPoseAlignment(net=CappNet(CappConfig(window=25, hop=10)).eval(), landmarks="file")
 
 
 def _metrics():
@@ -47,6 +57,7 @@ def _metrics():
         "lmd": LandmarkDistance(landmarks="file"),
         "delta_p": HeadPoseVariation(landmarks="file"),
         "cpbd": CPBD(stride=4),
+        "capp": _capp(),
     }
     if HAVE_DLIB:
         from metrics.csim import IdentitySimilarity

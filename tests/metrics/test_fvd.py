@@ -49,9 +49,10 @@ def test_i3d_pretrained_400_layout_imports(tmp_path, monkeypatch):
 
 def test_forward_contract_and_preprocessing():
     torch.set_num_threads(1)
-    video = torch.randint(0, 256, (1, 16, 32, 40, 3), dtype=torch.uint8)
+    video = torch.randint(0, 256, (1, 16, 32, 40, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     x = preprocess_i3d(video)
-    assert x.shape == (1, 3, 16, 224, 224) and x.min() >= -1 and x.max() <= 1
+    # [-1, 1] up to float rounding of the resize (values land within one ulp of the ends)
+    assert x.shape == (1, 3, 16, 224, 224) and x.min() >= -1 - 1e-6 and x.max() <= 1 + 1e-6
     assert torch.allclose(preprocess_i3d(torch.full((1, 2, 8, 8, 3), 255, dtype=torch.uint8)), torch.tensor(1.0))
     net = random_init_(build_i3d(), 0)
     out = net.logits_per_step(x)

@@ -61,7 +61,29 @@ def model_to_rgb(x: torch.Tensor) -> np.ndarray:
     return t.movedim(-3, -1).flip(-1).cpu().numpy()
 
 
-class _ClipWindows(Dataset, abc.ABC):
+class SeededItems:
+    """The random stream of a training dataset: `fixed` items are seeded by (seed, index), so validation batches
+    repeat; otherwise each DataLoader worker process draws from its own stream, seeded from its worker seed.
+    Subclasses set `fixed` and `seed`."""
+
+    fixed: bool
+    seed: int
+    _rng: np.random.Generator | None = None
+    _rng_owner: tuple[int, int] | None = None
+
+    def _generator(self, index: int) -> np.random.Generator:
+        if self.fixed:
+            return np.random.default_rng((self.seed, index))
+        info = get_worker_info()
+        owner = (os.getpid(), info.id if info is not None else -1)
+        if self._rng is None or self._rng_owner != owner:
+            worker_seed = info.seed % 2**63 if info is not None else 0
+            self._rng = np.random.default_rng((self.seed, worker_seed))
+            self._rng_owner = owner
+        return self._rng
+
+
+class _ClipWindows(SeededItems, Dataset, abc.ABC):
     """Per-clip 96x96 frames and mel spectrogram, precomputed; subclasses define valid starts and items."""
 
     def __init__(self, clips: Sequence[Clip], *, length: int | None = None, fixed: bool = False, seed: int = 0) -> None:
@@ -90,8 +112,6 @@ class _ClipWindows(Dataset, abc.ABC):
             )
         self.num_windows = int(sum(len(s) for s in self.starts))
         self.length = int(length) if length is not None else self.num_windows
-        self._rng: np.random.Generator | None = None
-        self._rng_owner: tuple[int, int] | None = None
 
     def _keep(self, faces: np.ndarray) -> np.ndarray:
         return faces
@@ -102,17 +122,6 @@ class _ClipWindows(Dataset, abc.ABC):
 
     def __len__(self) -> int:
         return self.length
-
-    def _generator(self, index: int) -> np.random.Generator:
-        if self.fixed:
-            return np.random.default_rng((self.seed, index))
-        info = get_worker_info()
-        owner = (os.getpid(), info.id if info is not None else -1)
-        if self._rng is None or self._rng_owner != owner:
-            worker_seed = info.seed % 2**63 if info is not None else 0
-            self._rng = np.random.default_rng((self.seed, worker_seed))
-            self._rng_owner = owner
-        return self._rng
 
     def _pick(self, rng: np.random.Generator) -> tuple[int, int]:
         clip = int(rng.integers(len(self.faces)))

@@ -10,17 +10,16 @@ uses). Frames are resized once per clip to the model's internal size and kept as
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 
 from data.audio import MELS_PER_FRAME, wav2lip_melspectrogram
 from data.clip import Clip
-from data.windows import WINDOWS
+from data.windows import WINDOWS, SeededItems
 from models.diffused_heads.nets import MEL_COLUMNS
 
 MOUTH = slice(48, 68)  # iBUG-68 mouth points
@@ -59,7 +58,7 @@ def from_model(x: torch.Tensor) -> np.ndarray:
     return ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).movedim(-3, -1).cpu().numpy()
 
 
-class DiffusedHeadsWindows(Dataset):
+class DiffusedHeadsWindows(SeededItems, Dataset):
     """Diffused Heads training items over clips; `fixed=True` makes item i a function of (seed, i) alone."""
 
     def __init__(
@@ -101,21 +100,9 @@ class DiffusedHeadsWindows(Dataset):
         # every (clip, target frame) pair once: what one pass over the data means (data.datamodule streams this many)
         self.num_windows = int(sum(len(f) for f in self.frames))
         self.length = int(length) if length is not None else self.num_windows
-        self._rng: np.random.Generator | None = None
-        self._owner: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return self.length
-
-    def _generator(self, index: int) -> np.random.Generator:
-        if self.fixed:
-            return np.random.default_rng((self.seed, index))
-        info = get_worker_info()
-        owner = (os.getpid(), info.id if info is not None else -1)
-        if self._rng is None or self._owner != owner:
-            self._rng = np.random.default_rng((self.seed, info.seed % 2**63 if info is not None else 0))
-            self._owner = owner
-        return self._rng
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = self._generator(index)

@@ -21,16 +21,15 @@ Randomness follows data.windows: `fixed=True` makes item i a function of (seed, 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 
 from data.clip import Clip
-from data.windows import WINDOWS
+from data.windows import WINDOWS, SeededItems
 
 EYES = slice(36, 48)
 
@@ -65,24 +64,12 @@ def gaze_distance_from_landmarks(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return gaze.astype(np.float32), (1.0 / np.maximum(interocular, 1e-3)).astype(np.float32)
 
 
-class _RandomItems(Dataset):
+class _RandomItems(SeededItems, Dataset):
     def __init__(self, length: int, fixed: bool, seed: int) -> None:
         self.length, self.fixed, self.seed = int(length), bool(fixed), int(seed)
-        self._rng: np.random.Generator | None = None
-        self._rng_owner: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return self.length
-
-    def _generator(self, index: int) -> np.random.Generator:
-        if self.fixed:
-            return np.random.default_rng((self.seed, index))
-        info = get_worker_info()
-        owner = (os.getpid(), info.id if info is not None else -1)
-        if self._rng is None or self._rng_owner != owner:
-            self._rng = np.random.default_rng((self.seed, info.seed % 2**63 if info is not None else 0))
-            self._rng_owner = owner
-        return self._rng
 
 
 class FacePairWindows(_RandomItems):

@@ -11,6 +11,7 @@ which one it needs through `calibration_needed`, and the runner runs it before s
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -70,8 +71,22 @@ def calibrate_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntr
     train = corpus.clips("train")
     val = corpus.clips("val")
     model, report = calibrate_sync_evaluator(
-        train, val, seconds=float(c.seconds), seed=int(cfg.run.seed), arch=c.arch, progress=bool(cfg.trainer.progress)
+        train,
+        val,
+        seconds=float(c.seconds),
+        min_steps=int(c.get("min_steps", 100)),
+        max_steps=None if c.get("max_steps") is None else int(c.max_steps),
+        seed=int(cfg.run.seed),
+        arch=c.arch,
+        progress=bool(cfg.trainer.progress),
     )
+    if report.stop_reason == "time" and report.steps < int(c.get("min_steps", 100)):
+        # registered anyway (the metrics still run), but results would separate rows poorly: say so loudly
+        print(
+            f"warning: the evaluation SyncNet got {report.steps} steps in its {c.seconds} s training budget "
+            f"(min_steps {c.get('min_steps', 100)}); raise metrics.calibrate.seconds on a busy machine",
+            file=sys.stderr,
+        )
     blob = {"config": model.evaluator_config, "state_dict": model.state_dict()}
     tmp = store.weights_dir() / f".calibrating{os.getpid()}.pt"
     tmp.parent.mkdir(parents=True, exist_ok=True)

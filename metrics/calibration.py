@@ -249,8 +249,9 @@ def calibrate_sync_evaluator(
 ) -> tuple[SyncNetSmall, CalibrationReport]:
     """Train a small evaluation SyncNet on `train_clips`; check it on `val_clips` (other speakers, ideally).
 
-    seconds: wall-time budget from the call until training stops (preprocessing included; the final
-    validation report comes after). max_steps: an optional step cap (deterministic runs). check_clips: how
+    seconds: wall-clock cap on the training loop (preprocessing and the final validation report come outside
+    it, so a slow decode on a busy machine does not eat the steps). max_steps: an optional step cap
+    (deterministic runs). min_steps: no early stop on reaching the target rates before this. check_clips: how
     many validation clips the periodic check uses (the final report uses all). num_threads: torch threads
     during calibration, capped at the machine's CPU count, restored afterwards (None: leave torch's setting).
     The default 1 makes the steps independent of the core count, and on a busy 2-core machine it was 5-15x
@@ -281,7 +282,8 @@ def calibrate_sync_evaluator(
         model.set_mfcc_stats(all_mfcc.mean(1), all_mfcc.std(1))
         check_set = [val[i] for i in np.linspace(0, len(val) - 1, min(check_clips, len(val))).round().astype(int)]
         crop_hw = (model.frame_size // 2, model.frame_size)
-        preprocess_seconds = time.perf_counter() - t_start
+        t_train = time.perf_counter()
+        preprocess_seconds = t_train - t_start
 
         optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
         model.train()
@@ -291,7 +293,7 @@ def calibrate_sync_evaluator(
             if max_steps is not None and steps >= max_steps:
                 stop_reason = "max_steps"
                 break
-            if time.perf_counter() - t_start >= seconds:
+            if time.perf_counter() - t_train >= seconds:
                 break
             if len(queue) < CLIPS_PER_BATCH:
                 queue.extend(rng.permutation(len(train)).tolist())
@@ -304,13 +306,13 @@ def calibrate_sync_evaluator(
             steps += 1
             if steps % check_every == 0:
                 check = _check(model, check_set, full=False)
-                check.update(step=steps, seconds=time.perf_counter() - t_start, loss=loss.item())
+                check.update(step=steps, seconds=time.perf_counter() - t_train, loss=loss.item())
                 checks.append(check)
-                bar.update(time.perf_counter() - t_start, check)
+                bar.update(time.perf_counter() - t_train, check)
                 if steps >= min_steps and check["in_sync_rate"] >= TARGET_RATE and check["plus3_rate"] >= TARGET_RATE:
                     stop_reason = "target"
                     break
-        train_seconds = time.perf_counter() - t_start - preprocess_seconds
+        train_seconds = time.perf_counter() - t_train
         bar.close()
 
         t_eval = time.perf_counter()

@@ -27,6 +27,7 @@ def small_overrides(out_dir: Path, expert: bool = True, **extra) -> list[str]:
             "trainer.val_every_n_steps": 2,
             "trainer.limit_val_batches": 2,
             "metrics.calibrate.seconds": 8,
+            "metrics.calibrate.min_steps": 10,
         }
     )
     if expert:

@@ -82,6 +82,94 @@ def bench_corpus_decode(quick: bool) -> list[Figure]:
     ]
 
 
+def bench_corpora(quick: bool) -> list[Figure]:
+    """Every registered corpus through its real reading path: a miniature copy in the corpus's on-disk layout
+    (LRW's word folders with txt headers, CREMA-D's flv + wav, VoxCeleb2's id folders, the synthetic corpus),
+    then clips/s loaded for training (prepared memory-mapped arrays, or the synthetic corpus's decode-once cache)
+    against decoding the raw files with ffmpeg, and Wav2Lip training windows/s through the shared DataModule
+    (streamed from manifest shards where the corpus config streams)."""
+    from benchmark.config import compose
+    from benchmark.runner import build_corpus, build_model
+    from data.corpus import PreparedCorpus, load_clip
+    from data.datamodule import TalkingFaceDataModule
+    from data.synthetic.generator import SyntheticConfig
+    from data.synthetic.writer import write_corpus
+
+    n = 6 if quick else 16
+    batches = 4 if quick else 16
+    synth = SyntheticConfig(seed=5, n_speakers=4, n_clips=n, size=96, min_seconds=2.0, max_seconds=2.0)
+    figures = []
+    with tempfile.TemporaryDirectory() as td:
+        td = Path(td)
+        for name in ("lrw", "crema", "voxceleb2", "synthetic"):
+            overrides = [f"dataset.root={td / name}", "trainer.progress=false"]
+            if name == "synthetic":
+                overrides += [f"dataset.synth.{k}={v}" for k, v in asdict(synth).items() if k != "seed"]
+            else:
+                write_corpus(synth, td / name, name, workers=1, progress=False)
+                overrides += [
+                    f"dataset.prepared={td / (name + '_prepared')}",
+                    "dataset.prepare.landmarks=truth",
+                    "dataset.prepare.workers=1",
+                    "dataset.val_speakers=0",
+                ]
+            cfg = compose("wav2lip", name, "tiny", overrides)
+            corpus = build_corpus(cfg)
+            t0 = time.perf_counter()
+            if isinstance(corpus, PreparedCorpus):
+                corpus.prepare(progress=False)
+            else:
+                corpus.ensure(progress=False)
+            ready_s = time.perf_counter() - t0
+            refs = corpus.layout.scan(corpus.root)
+            raw = _timeit(lambda refs=refs: [load_clip(r) for r in refs], 1)
+            loaded = len(corpus.clips("train"))  # the synthetic corpus's first read fills its decode-once cache
+            load = _timeit(lambda c=corpus: [np.asarray(x.video).sum() for x in c.clips("train")], 2)
+
+            needs = {arg: build_model(compose(dep, name, "tiny", overrides)) for arg, dep in cfg.model.needs.items()}
+            module = build_model(cfg, needs)
+            dm = TalkingFaceDataModule(
+                corpus, module.window_kind, module.window_kwargs(), batch_size=module.cfg.batch_size, seed=0
+            )
+            dm.setup("fit")
+            it = iter(dm.train_dataloader())
+            next(it)
+            t0 = time.perf_counter()
+            for _ in range(batches):
+                next(it)
+            windows_s = batches * module.cfg.batch_size / (time.perf_counter() - t0)
+            extra = {
+                "clips": len(refs),
+                "train_clips": loaded,
+                "layout": corpus.layout.name,
+                "streaming": bool(getattr(corpus, "streaming", False)),
+                "prepare_or_write_s": round(ready_s, 2),
+                "size": synth.size,
+                "seconds_per_clip": synth.min_seconds,
+            }
+            figures.append(
+                Figure(
+                    f"corpus_{name}",
+                    "load for training (clips/s)",
+                    loaded / load,
+                    "clips/s",
+                    len(refs) / raw,
+                    "ffmpeg decode of the raw files (clips/s)",
+                    extra,
+                )
+            )
+            figures.append(
+                Figure(
+                    f"corpus_{name}",
+                    f"Wav2Lip windows through the DataModule (windows/s, batch {module.cfg.batch_size})",
+                    windows_s,
+                    "windows/s",
+                    extra=extra,
+                )
+            )
+    return figures
+
+
 def bench_sync_scoring(quick: bool) -> list[Figure]:
     """SyncNet scoring clips/s: the batched path vs syncnet_python's per-clip, per-shift loop, same clips."""
     import torch
@@ -168,6 +256,8 @@ def bench_wav2lip(quick: bool) -> list[Figure]:
                 extra={"frames": c.num_frames, "size": list(c.video.shape[1:3])},
             )
         )
+    if torch.cuda.is_available():
+        figures += bench_registered_model("wav2lip", quick, devices=["cuda"])
     return figures
 
 
@@ -240,6 +330,7 @@ def bench_vasa(quick: bool) -> list[Figure]:
                 ),
                 Figure("vasa_stream", f"{where}: streaming first-window latency", 1000.0 * t_first, "ms", extra=extra),
             ]
+    figures += bench_registered_model("vasa", quick, generate=False)
     return figures
 
 
@@ -421,10 +512,17 @@ def bench_diffused_heads(quick: bool) -> list[Figure]:
                 {**extra, "clips": n_clips, "frames": n_frames},
             )
         )
+    figures += bench_registered_model("diffused_heads", quick, generate=False)
     return figures
 
 
-def _fit_steps_per_s(module, clips, steps: int) -> float:
+def _devices() -> list[str]:
+    import torch
+
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _fit_steps_per_s(module, clips, steps: int, device: str = "cpu") -> float:
     """Training steps/s of `module` in a Lightning Trainer (models with manual optimisation need one), timed from
     the end of the first step so start-up and the first step's allocations are excluded."""
     import lightning as L
@@ -438,11 +536,14 @@ def _fit_steps_per_s(module, clips, steps: int) -> float:
 
     class Clock(L.Callback):
         def on_train_batch_end(self, *args, **kwargs) -> None:
+            if device == "cuda":
+                torch.cuda.synchronize()
             marks.append(time.perf_counter())
 
     trainer = L.Trainer(
         max_steps=steps + 1,
-        accelerator="cpu",
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -454,36 +555,50 @@ def _fit_steps_per_s(module, clips, steps: int) -> float:
     return (len(marks) - 1) / (marks[-1] - marks[0])
 
 
-def bench_registered_model(name: str, quick: bool) -> list[Figure]:
-    """Training steps/s and generation frames/s of model `name` built from its tiny preset config."""
+def bench_registered_model(
+    name: str, quick: bool, devices: list[str] | None = None, generate: bool = True
+) -> list[Figure]:
+    """Training steps/s and (for generators, unless `generate` is false because the model's own entry times its
+    sampling in more detail) generation frames/s of model `name` at its tiny preset, on the CPU and, when CUDA is
+    present, on the GPU (the GPU section)."""
     import torch
 
     from benchmark.config import compose
     from benchmark.runner import build_model
 
     clips = _clips(3 if quick else 6)
-    torch.manual_seed(0)
     cfg = compose(name, "synthetic", "tiny")
-    needs = {arg: build_model(compose(dep, "synthetic", "tiny")) for arg, dep in (cfg.model.needs or {}).items()}
-    module = build_model(cfg, needs)
-    module.train()
-    steps = 3 if quick else 10
-    rate = _fit_steps_per_s(module, clips, steps)
-    module.eval()
-    c = clips[0]
-    g = _timeit(lambda: module.generate(c.video[None, 0], c.audio[None], pose_prior=c.video[None]), 2)
-    return [
-        Figure(
-            f"{name}_train", "tiny: training (steps/s)", rate, "steps/s", extra={"batch_size": module.cfg.batch_size}
-        ),
-        Figure(
-            f"{name}_generate",
-            "tiny: generation (frames/s)",
-            c.num_frames / g,
-            "frames/s",
-            extra={"frames": c.num_frames, "size": list(c.video.shape[1:3])},
-        ),
-    ]
+    figures = []
+    for device in devices or _devices():
+        torch.manual_seed(0)
+        needs = {arg: build_model(compose(dep, "synthetic", "tiny")) for arg, dep in (cfg.model.needs or {}).items()}
+        module = build_model(cfg, needs)
+        module.train()
+        steps = 3 if quick else 10
+        rate = _fit_steps_per_s(module, clips, steps, device)
+        extra = {"batch_size": module.cfg.batch_size, "device": device}
+        figures.append(Figure(f"{name}_train", f"tiny, {device}: training (steps/s)", rate, "steps/s", extra=extra))
+        if cfg.model.kind == "component" or not generate:
+            continue  # a component is trained for the models that need it and generates no video
+        module = module.to(device).eval()
+        c = clips[0]
+
+        def gen(m=module, c=c, device=device):
+            m.generate(c.video[None, 0], c.audio[None], pose_prior=c.video[None])
+            if device == "cuda":
+                torch.cuda.synchronize()
+
+        g = _timeit(gen, 2)
+        figures.append(
+            Figure(
+                f"{name}_generate",
+                f"tiny, {device}: generation (frames/s)",
+                c.num_frames / g,
+                "frames/s",
+                extra={"frames": c.num_frames, "size": list(c.video.shape[1:3]), "device": device},
+            )
+        )
+    return figures
 
 
 def bench_wav2lip_gan(quick: bool) -> list[Figure]:
@@ -494,6 +609,16 @@ def bench_wav2lip_gan(quick: bool) -> list[Figure]:
 def bench_lipgan(quick: bool) -> list[Figure]:
     """LipGAN re-implementation (tiny): training steps/s (generator + discriminator) and generation frames/s."""
     return bench_registered_model("lipgan", quick)
+
+
+def bench_syncnet_expert(quick: bool) -> list[Figure]:
+    """The Wav2Lip expert SyncNet (tiny): training steps/s of the frozen-expert component."""
+    return bench_registered_model("syncnet_expert", quick)
+
+
+def bench_vasa_face(quick: bool) -> list[Figure]:
+    """The VASA-style face latent model (tiny): training steps/s of the appearance/motion autoencoder."""
+    return bench_registered_model("vasa_face", quick)
 
 
 def _metric_for_perf(cls, settings: dict):
@@ -581,6 +706,7 @@ def bench_metrics(quick: bool) -> list[Figure]:
 
 BENCHMARKS: dict[str, Callable[[bool], list[Figure]]] = {
     "corpus_decode": bench_corpus_decode,
+    "corpora": bench_corpora,
     "sync_scoring": bench_sync_scoring,
     "wav2lip": bench_wav2lip,
     "diffused_heads": bench_diffused_heads,
@@ -588,6 +714,8 @@ BENCHMARKS: dict[str, Callable[[bool], list[Figure]]] = {
     "vasa": bench_vasa,
     "wav2lip_gan": bench_wav2lip_gan,
     "lipgan": bench_lipgan,
+    "syncnet_expert": bench_syncnet_expert,
+    "vasa_face": bench_vasa_face,
     "metrics": bench_metrics,
 }
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import os
+import warnings
 from collections.abc import Sequence
 
 import cv2
@@ -47,7 +48,10 @@ def resize_faces(frames: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:
 
 def rgb_to_model(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 RGB [..., H, W, 3] -> float32 BGR [..., 3, H, W] in [0, 1], Wav2Lip's input convention."""
-    t = torch.as_tensor(frames)
+    with warnings.catch_warnings():
+        # read-only memory-mapped clips are fine here: flip() copies before anything could write
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        t = torch.as_tensor(frames)
     return t.flip(-1).movedim(-1, -3).float().div_(255.0)
 
 

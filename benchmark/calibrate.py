@@ -192,6 +192,7 @@ def calibrate_landmarks_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.W
         corpus.clips("train"),
         corpus.clips("val"),
         seconds=float(c.seconds),
+        max_steps=None if c.get("max_steps") is None else int(c.max_steps),
         seed=int(cfg.run.seed),
         batch_size=int(c.batch_size),
         max_frames=int(c.max_frames),

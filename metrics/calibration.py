@@ -282,13 +282,12 @@ def calibrate_sync_evaluator(
         model.set_mfcc_stats(all_mfcc.mean(1), all_mfcc.std(1))
         check_set = [val[i] for i in np.linspace(0, len(val) - 1, min(check_clips, len(val))).round().astype(int)]
         crop_hw = (model.frame_size // 2, model.frame_size)
-        t_train = time.perf_counter()
-        preprocess_seconds = t_train - t_start
-
         optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
         model.train()
         steps, checks, stop_reason, queue = 0, [], "time", []
         bar = _Progress(seconds, enabled=progress)
+        t_train = time.perf_counter()
+        preprocess_seconds = t_train - t_start
         while True:
             if max_steps is not None and steps >= max_steps:
                 stop_reason = "max_steps"

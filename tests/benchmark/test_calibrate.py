@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import metrics
@@ -59,3 +61,55 @@ def test_unknown_calibration_suggests(capsys):
         calibrate.run_calibration("synk", None, None)
     assert main(["calibrate", "--dataset", "synthetic", "--what", "synk"]) == 2
     assert "Did you mean 'sync'" in capsys.readouterr().err
+
+
+class _ClipsCorpus:
+    name = "synthetic"
+    root = "nowhere"
+
+    def __init__(self, clips):
+        self._clips = clips
+
+    def clips(self, split):
+        return self._clips[:3] if split == "train" else self._clips[3:]
+
+    def fingerprint(self):
+        return {"dataset": "synthetic", "clips": "test-budget"}
+
+
+def test_sync_budget_excludes_decoding_and_too_few_steps_are_reported(tmp_path, monkeypatch, capsys):
+    """The time budget covers the training loop only: decoding slower than the whole budget still leaves the
+    steps. A calibration that stops below min_steps says so; it is still registered, named and hashed."""
+    from data.synthetic.generator import SyntheticConfig, make_corpus_spec, render_clip
+    from metrics import calibration
+
+    monkeypatch.setenv("TALKBENCH_HOME", str(tmp_path))
+    spec = make_corpus_spec(SyntheticConfig(seed=1, n_speakers=4, n_clips=4, size=96, min_seconds=1.0, max_seconds=1.0))
+    corpus = _ClipsCorpus([render_clip(spec, i) for i in range(4)])
+    decode = calibration._prepare_train
+
+    def prepare_slowly(model, clip):
+        time.sleep(1.0)  # a busy machine's decode: 3 train clips take 3 s, longer than the 2 s budget
+        return decode(model, clip)
+
+    monkeypatch.setattr(calibration, "_prepare_train", prepare_slowly)
+    overrides = ["metrics.calibrate.seconds=2", "metrics.calibrate.max_steps=1", "trainer.progress=false"]
+    report = calibrate.calibrate_corpus(compose(None, "synthetic", None, overrides), corpus).meta["report"]
+    assert report["preprocess_seconds"] > 3.0 and (report["steps"], report["stop_reason"]) == (1, "max_steps")
+    assert "warning" not in capsys.readouterr().err
+
+    cfg = compose(None, "synthetic", None, ["metrics.calibrate.seconds=0", "trainer.progress=false"])
+    entry = calibrate.calibrate_corpus(cfg, corpus)
+    assert (entry.meta["report"]["steps"], entry.meta["report"]["stop_reason"]) == (0, "time")
+    assert "got 0 steps" in capsys.readouterr().err and entry.name.startswith("sync_eval_small-synthetic-")
+
+
+def test_landmark_calibration_takes_a_step_count_from_the_config(tmp_path, monkeypatch):
+    from data.synthetic.generator import SyntheticConfig, make_corpus_spec, render_clip
+
+    monkeypatch.setenv("TALKBENCH_HOME", str(tmp_path))
+    spec = make_corpus_spec(SyntheticConfig(seed=2, n_speakers=4, n_clips=4, size=96, min_seconds=1.0, max_seconds=1.0))
+    corpus = _ClipsCorpus([render_clip(spec, i) for i in range(4)])
+    overrides = ["metrics.landmarks.max_steps=3", "metrics.landmarks.batch_size=4", "trainer.progress=false"]
+    entry = calibrate.calibrate_landmarks_corpus(compose(None, "synthetic", None, overrides), corpus)
+    assert entry.meta["report"]["steps"] == 3 and entry.name.startswith("landmark_regressor-synthetic-")

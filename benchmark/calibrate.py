@@ -88,16 +88,19 @@ def calibrate_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntr
             file=sys.stderr,
         )
     blob = {"config": model.evaluator_config, "state_dict": model.state_dict()}
-    tmp = store.weights_dir() / f".calibrating{os.getpid()}.pt"
+    return _register(blob, _network_name(c.arch), cfg, corpus, report)
+
+
+def _register(blob: dict, network: str, cfg: DictConfig, corpus: LayoutCorpus, report) -> store.WeightsEntry:
+    """Save a calibrated network and register it as `<network>-<corpus>-<sha8>`, with its corpus and report."""
+    tmp = store.weights_dir() / f".calibrating-{network}{os.getpid()}.pt"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     torch.save(blob, tmp)
     try:
-        sha = store.sha256_file(tmp)
-        name = f"{_network_name(c.arch)}-{corpus.name}-{sha[:8]}"
         return store.register_file(
             tmp,
-            name,
-            network=_network_name(c.arch),
+            f"{network}-{corpus.name}-{store.sha256_file(tmp)[:8]}",
+            network=network,
             source=f"calibrated on {corpus.name} ({corpus.root})",
             calibrated=True,
             meta={"corpus": corpus.fingerprint(), "report": _plain(report.to_dict()), "seed": int(cfg.run.seed)},
@@ -162,23 +165,8 @@ def calibrate_lipreader_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.W
         seed=int(cfg.run.seed),
         progress=bool(cfg.trainer.progress),
     )
-    network = f"{CALIBRATED_PREFIX}{c.preset}"
     blob = {"config": model.evaluator_config, "state_dict": model.state_dict()}
-    tmp = store.weights_dir() / f".calibrating-lipreader{os.getpid()}.pt"
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(blob, tmp)
-    try:
-        sha = store.sha256_file(tmp)
-        return store.register_file(
-            tmp,
-            f"{network}-{corpus.name}-{sha[:8]}",
-            network=network,
-            source=f"calibrated on {corpus.name} ({corpus.root})",
-            calibrated=True,
-            meta={"corpus": corpus.fingerprint(), "report": _plain(report.to_dict()), "seed": int(cfg.run.seed)},
-        )
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    return _register(blob, f"{CALIBRATED_PREFIX}{c.preset}", cfg, corpus, report)
 
 
 def calibrate_landmarks_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntry:
@@ -198,21 +186,7 @@ def calibrate_landmarks_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.W
         max_frames=int(c.max_frames),
         progress=bool(cfg.trainer.progress),
     )
-    tmp = store.weights_dir() / f".calibrating-landmarks{os.getpid()}.pt"
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(regressor_blob(net), tmp)
-    try:
-        sha = store.sha256_file(tmp)
-        entry = store.register_file(
-            tmp,
-            f"{REGRESSOR_NETWORK}-{corpus.name}-{sha[:8]}",
-            network=REGRESSOR_NETWORK,
-            source=f"calibrated on {corpus.name} ({corpus.root})",
-            calibrated=True,
-            meta={"corpus": corpus.fingerprint(), "report": _plain(report.to_dict()), "seed": int(cfg.run.seed)},
-        )
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    entry = _register(regressor_blob(net), REGRESSOR_NETWORK, cfg, corpus, report)
     clear_cache()  # backends built before now must not hide the new regressor
     return entry
 

@@ -108,6 +108,55 @@ def _fit_label(text: str, width: int = 19) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+_LEFT, _PLOT_W, _RIGHT, _TOP = 150, 250, 70, 46  # chart layout (px): labels, plot, values, heading
+
+
+def _svg_frame(
+    title: str,
+    direction: str,
+    metric: str,
+    span: tuple[float, float],
+    rows: int,
+    row_h: int,
+    *,
+    aria: str,
+    css: str,
+    suffix: str,
+) -> tuple[Callable[[float], float], list[str]]:
+    """The frame both charts draw their rows in: the value-to-x mapping over nice ticks covering `span`, and the
+    opening SVG lines (heading with the direction arrow and its words, vertical grid lines with tick labels)."""
+    left, plot_w, right, top = _LEFT, _PLOT_W, _RIGHT, _TOP
+    ticks = nice_ticks(*span, 5)
+    lo, hi = ticks[0], ticks[-1]
+
+    def x(v: float) -> float:
+        return left + (v - lo) / (hi - lo) * plot_w
+
+    height = top + row_h * rows + 30
+    width = left + plot_w + right
+    axis_y = top + row_h * rows
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="12" '
+        f'role="img" aria-label="{_esc(title)} {aria}" class="{css}" data-metric="{_esc(metric)}">',
+        f'<text x="{left}" y="16" font-size="14" font-weight="bold" fill="{_COLOURS["text"]}">'
+        f"{_esc(title)} {_esc(ARROWS.get(direction, ''))}{suffix}</text>",
+        f'<text x="{left}" y="32" fill="{_COLOURS["axis"]}">{_esc(_DIRECTION_TEXT.get(direction, ""))}</text>',
+    ]
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    for tick in ticks:
+        tx = x(tick)
+        out.append(
+            f'<line x1="{tx:.1f}" y1="{top - 4}" x2="{tx:.1f}" y2="{axis_y}" stroke="{_COLOURS["grid"]}" '
+            'stroke-width="1"/>'
+        )
+        out.append(
+            f'<text x="{tx:.1f}" y="{axis_y + 16}" text-anchor="middle" fill="{_COLOURS["axis"]}">'
+            f"{_esc(_tick_text(tick, step))}</text>"
+        )
+    return x, out
+
+
 @dataclass(frozen=True)
 class Bar:
     label: str
@@ -120,38 +169,20 @@ def bar_chart_svg(title: str, direction: str, bars: Sequence[Bar], metric: str =
     """Horizontal bars, one per row (GT in its own colour), values printed at the bar ends with the best bold
     and the second underlined; ``match_gt`` draws the GT value as a dashed reference line. NaN shows as a dash.
     """
-    left, plot_w, right, row_h, top = 150, 250, 70, 22, 46
+    left, top, row_h = _LEFT, _TOP, 22
     values = [b.value for b in bars if math.isfinite(b.value)]
-    lo, hi = (min([0.0, *values]), max([0.0, *values])) if values else (0.0, 1.0)
-    ticks = nice_ticks(lo, hi, 5)
-    lo, hi = ticks[0], ticks[-1]
-
-    def x(v: float) -> float:
-        return left + (v - lo) / (hi - lo) * plot_w
-
-    height = top + row_h * len(bars) + 30
-    width = left + plot_w + right
-    arrow = ARROWS.get(direction, "")
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="12" '
-        f'role="img" aria-label="{_esc(title)} bar chart" class="bar-chart" data-metric="{_esc(metric)}">',
-        f'<text x="{left}" y="16" font-size="14" font-weight="bold" fill="{_COLOURS["text"]}">'
-        f"{_esc(title)} {_esc(arrow)}</text>",
-        f'<text x="{left}" y="32" fill="{_COLOURS["axis"]}">{_esc(_DIRECTION_TEXT.get(direction, ""))}</text>',
-    ]
+    x, out = _svg_frame(
+        title,
+        direction,
+        metric,
+        (min([0.0, *values]), max([0.0, *values])) if values else (0.0, 1.0),
+        len(bars),
+        row_h,
+        aria="bar chart",
+        css="bar-chart",
+        suffix="",
+    )
     axis_y = top + row_h * len(bars)
-    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
-    for tick in ticks:
-        tx = x(tick)
-        out.append(
-            f'<line x1="{tx:.1f}" y1="{top - 4}" x2="{tx:.1f}" y2="{axis_y}" stroke="{_COLOURS["grid"]}" '
-            'stroke-width="1"/>'
-        )
-        out.append(
-            f'<text x="{tx:.1f}" y="{axis_y + 16}" text-anchor="middle" fill="{_COLOURS["axis"]}">'
-            f"{_esc(_tick_text(tick, step))}</text>"
-        )
     zero = x(0.0)
     for i, bar in enumerate(bars):
         y = top + i * row_h
@@ -206,38 +237,19 @@ def _quantile(sorted_values: Sequence[float], q: float) -> float:
 def distribution_svg(title: str, direction: str, series: Sequence[Series], metric: str = "") -> str:
     """Per-clip values of one metric, a row per run: a Tukey box (quartiles, median, whiskers to the furthest
     value within 1.5 IQR) over a strip of every clip's value (deterministic jitter), with n at the right."""
-    left, plot_w, right, row_h, top = 150, 250, 70, 30, 46
+    left, plot_w, top, row_h = _LEFT, _PLOT_W, _TOP, 30
     finite = [v for s in series for v in s.values if math.isfinite(v)]
-    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
-    ticks = nice_ticks(lo, hi, 5)
-    lo, hi = ticks[0], ticks[-1]
-
-    def x(v: float) -> float:
-        return left + (v - lo) / (hi - lo) * plot_w
-
-    height = top + row_h * len(series) + 30
-    width = left + plot_w + right
-    axis_y = top + row_h * len(series)
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="12" '
-        f'role="img" aria-label="{_esc(title)} per-clip distribution" class="distribution" '
-        f'data-metric="{_esc(metric)}">',
-        f'<text x="{left}" y="16" font-size="14" font-weight="bold" fill="{_COLOURS["text"]}">'
-        f"{_esc(title)} {_esc(ARROWS.get(direction, ''))} per clip</text>",
-        f'<text x="{left}" y="32" fill="{_COLOURS["axis"]}">{_esc(_DIRECTION_TEXT.get(direction, ""))}</text>',
-    ]
-    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
-    for tick in ticks:
-        tx = x(tick)
-        out.append(
-            f'<line x1="{tx:.1f}" y1="{top - 4}" x2="{tx:.1f}" y2="{axis_y}" stroke="{_COLOURS["grid"]}" '
-            'stroke-width="1"/>'
-        )
-        out.append(
-            f'<text x="{tx:.1f}" y="{axis_y + 16}" text-anchor="middle" fill="{_COLOURS["axis"]}">'
-            f"{_esc(_tick_text(tick, step))}</text>"
-        )
+    x, out = _svg_frame(
+        title,
+        direction,
+        metric,
+        (min(finite), max(finite)) if finite else (0.0, 1.0),
+        len(series),
+        row_h,
+        aria="per-clip distribution",
+        css="distribution",
+        suffix=" per clip",
+    )
     for i, s in enumerate(series):
         y = top + i * row_h
         mid = y + row_h / 2

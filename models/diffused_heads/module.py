@@ -40,6 +40,8 @@ import torch.nn.functional as F
 
 from data.clip import frames_for_audio
 from models.common.config import from_preset, to_config
+from models.common.inputs import generation_inputs
+from models.common.steps import log_losses
 from models.diffused_heads.nets import (
     AudioEncoderConfig,
     DiffusedHeadsUNet,
@@ -241,15 +243,11 @@ class DiffusedHeadsModule(L.LightningModule):
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self.losses(batch)
-        size = batch["x0"].shape[0]
-        for k, v in out.items():
-            self.log(f"train/{k}", v, prog_bar=k == "loss", batch_size=size)
+        log_losses(self, "train", out, batch["x0"].shape[0])
         return out["loss"]
 
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
-        out = self.losses(batch)
-        for k, v in out.items():
-            self.log(f"val/{k}", v, batch_size=batch["x0"].shape[0], sync_dist=True)
+        log_losses(self, "val", self.losses(batch), batch["x0"].shape[0])
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.ema_net is not None:
@@ -303,12 +301,7 @@ class DiffusedHeadsModule(L.LightningModule):
         `pose_prior` is not used (Diffused Heads needs only the identity frame).
         `audio_emb` (float32 [B,T,audio_dim]) replaces the built-in audio encoder with external embeddings.
         """
-        identity = np.asarray(identity)
-        audio = np.asarray(audio, dtype=np.float32)
-        if identity.dtype != np.uint8 or identity.ndim != 4 or identity.shape[-1] != 3:
-            raise ValueError(f"identity must be uint8 [B,H,W,3], got {identity.dtype} {identity.shape}")
-        if audio.ndim != 2 or audio.shape[0] != identity.shape[0]:
-            raise ValueError(f"audio must be float32 [B,N] with B={identity.shape[0]}, got {audio.shape}")
+        identity, audio = generation_inputs(identity, audio)
         b, h, w = identity.shape[:3]
         n_frames = frames_for_audio(audio.shape[1])
         if audio_emb is not None and np.shape(audio_emb) != (b, n_frames, self.cfg.audio_dim):

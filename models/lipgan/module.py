@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from data.clip import frames_for_audio
 from data.windows import model_to_rgb, rgb_to_model
 from models.common.config import from_preset, to_config
+from models.common.inputs import generation_inputs
 from models.facecrop import crop_faces, paste_faces
 from models.lipgan.audio import audio_chunks
 from models.lipgan.nets import PRESET_WIDTHS, LipGANDiscriminator, LipGANGenerator, contrastive_loss
@@ -189,14 +190,7 @@ class LipGANModule(L.LightningModule):
         truncated to T = N // 640 frames; boxes (x1,y1,x2,y2) per pose frame [B,P,4], default the whole
         frame. Returns uint8 [B,T,H,W,3]. Deterministic (no sampling); `seed` is accepted for the contract.
         """
-        identity = np.asarray(identity)
-        audio = np.asarray(audio, dtype=np.float32)
-        if identity.dtype != np.uint8 or identity.ndim != 4 or identity.shape[-1] != 3:
-            raise ValueError(f"identity must be uint8 [B,H,W,3], got {identity.dtype} {identity.shape}")
-        if audio.ndim != 2 or audio.shape[0] != identity.shape[0]:
-            raise ValueError(f"audio must be float32 [B,N] with B={identity.shape[0]}, got {audio.shape}")
-        if pose_prior is not None and len(pose_prior) != identity.shape[0]:
-            raise ValueError(f"pose_prior has {len(pose_prior)} videos for a batch of {identity.shape[0]}")
+        identity, audio = generation_inputs(identity, audio, pose_prior)
         num_frames = frames_for_audio(audio.shape[1])
         was_training = self.training
         self.eval()

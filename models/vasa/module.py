@@ -48,6 +48,8 @@ import torch.nn.functional as F
 
 from data.clip import frames_for_audio
 from models.common.config import from_preset, to_config
+from models.common.inputs import generation_inputs
+from models.common.steps import log_losses
 from models.vasa import windows  # noqa: F401  registers the "vasa_face" / "vasa_motion" window kinds
 from models.vasa.face_latent import POSE_DIM, FaceLatentNet
 from models.vasa.motion_dit import AUDIO_FEATURES, MotionConditions, MotionDiT
@@ -209,16 +211,11 @@ class VasaFaceModule(L.LightningModule):
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self.losses(batch)
-        size = batch["src"].shape[0]
-        for k, v in out.items():
-            self.log(f"train/{k}", v, prog_bar=k == "loss", batch_size=size)
+        log_losses(self, "train", out, batch["src"].shape[0])
         return out["loss"]
 
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
-        out = self.losses(batch)
-        size = batch["src"].shape[0]
-        for k, v in out.items():
-            self.log(f"val/{k}", v, batch_size=size, sync_dist=True)
+        log_losses(self, "val", self.losses(batch), batch["src"].shape[0])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr, betas=(0.5, 0.999))
@@ -470,12 +467,7 @@ class VasaModule(L.LightningModule):
         return g, d, e
 
     def _check_inputs(self, identity: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        identity = np.asarray(identity)
-        audio = np.asarray(audio, dtype=np.float32)
-        if identity.dtype != np.uint8 or identity.ndim != 4 or identity.shape[-1] != 3:
-            raise ValueError(f"identity must be uint8 [B,H,W,3], got {identity.dtype} {identity.shape}")
-        if audio.ndim != 2 or audio.shape[0] != identity.shape[0]:
-            raise ValueError(f"audio must be float32 [B,N] with B={identity.shape[0]}, got {audio.shape}")
+        identity, audio = generation_inputs(identity, audio)
         if frames_for_audio(audio.shape[1]) == 0:
             raise ValueError(f"audio of {audio.shape[1]} samples is shorter than one frame (640 samples)")
         return identity, audio

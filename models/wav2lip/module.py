@@ -42,6 +42,7 @@ from torchmetrics import MeanMetric
 from data.clip import frames_for_audio
 from data.windows import LOWER_HALF, model_to_rgb, rgb_to_model
 from models.common.config import from_preset, to_config
+from models.common.inputs import generation_inputs
 from models.syncnet.module import SyncNetExpertModule
 from models.syncnet.nets import PRESET_WIDTHS as EXPERT_WIDTHS
 from models.syncnet.nets import SyncNetColor
@@ -227,15 +228,8 @@ class Wav2LipModule(L.LightningModule):
         frame, [B,P,4], default the whole frame. Returns uint8 [B,T,H,W,3] RGB at the pose frames' resolution.
         Wav2Lip inference has no randomness: `seed` is accepted for the common contract and changes nothing.
         """
-        identity = np.asarray(identity)
-        audio = np.asarray(audio, dtype=np.float32)
-        if identity.dtype != np.uint8 or identity.ndim != 4 or identity.shape[-1] != 3:
-            raise ValueError(f"identity must be uint8 [B,H,W,3], got {identity.dtype} {identity.shape}")
-        if audio.ndim != 2 or audio.shape[0] != identity.shape[0]:
-            raise ValueError(f"audio must be float32 [B,N] with B={identity.shape[0]}, got {audio.shape}")
+        identity, audio = generation_inputs(identity, audio, pose_prior)
         batch = identity.shape[0]
-        if pose_prior is not None and len(pose_prior) != batch:
-            raise ValueError(f"pose_prior has {len(pose_prior)} videos for a batch of {batch}")
         was_training = self.training
         self.eval()
         try:

@@ -113,3 +113,16 @@ def test_landmark_calibration_takes_a_step_count_from_the_config(tmp_path, monke
     overrides = ["metrics.landmarks.max_steps=3", "metrics.landmarks.batch_size=4", "trainer.progress=false"]
     entry = calibrate.calibrate_landmarks_corpus(compose(None, "synthetic", None, overrides), corpus)
     assert entry.meta["report"]["steps"] == 3 and entry.name.startswith("landmark_regressor-synthetic-")
+
+
+def test_lipreader_calibration_is_registered_under_its_network_and_corpus(tmp_path, monkeypatch):
+    from data.synthetic.generator import SyntheticConfig, make_corpus_spec, render_clip
+
+    monkeypatch.setenv("TALKBENCH_HOME", str(tmp_path))
+    spec = make_corpus_spec(SyntheticConfig(seed=3, n_speakers=4, n_clips=4, size=96, min_seconds=1.0, max_seconds=1.0))
+    corpus = _ClipsCorpus([render_clip(spec, i) for i in range(4)])
+    steps = ["max_steps=2", "min_steps=1", "eval_every=1"]
+    overrides = [f"metrics.lipreader.calibrate.{s}" for s in steps] + ["trainer.progress=false"]
+    entry = calibrate.calibrate_lipreader_corpus(compose(None, "synthetic", None, overrides), corpus)
+    assert entry.calibrated and entry.name.startswith("lipreader_small-synthetic-")
+    assert entry.name.endswith(entry.sha256[:8]) and entry.meta["report"]["steps"] == 2

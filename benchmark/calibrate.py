@@ -20,22 +20,12 @@ from omegaconf import DictConfig
 from data.corpus import LayoutCorpus
 from metrics import weights as store
 
-
-def _network_name(arch: str) -> str:
-    return f"sync_eval_{arch}"
-
-
 CALIBRATORS: dict[str, str] = {
     "sync": "benchmark.calibrate:calibrate_corpus",
     "lipreader": "benchmark.calibrate:calibrate_lipreader_corpus",
     "landmarks": "benchmark.calibrate:calibrate_landmarks_corpus",
     "capp": "benchmark.calibrate:calibrate_capp_corpus",
 }
-
-
-def find_calibrated(corpus: LayoutCorpus) -> store.WeightsEntry | None:
-    """The newest evaluation SyncNet calibrated on exactly this corpus (same clip list), if any."""
-    return store.find_calibrated(corpus.fingerprint(), "sync_eval_")
 
 
 def run_calibration(name: str, cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntry:
@@ -47,7 +37,7 @@ def run_calibration(name: str, cfg: DictConfig, corpus: LayoutCorpus) -> store.W
 
 
 def calibrations_needed(cfg: DictConfig, corpus: LayoutCorpus) -> list[str]:
-    """Calibrations the configured metrics (other than the sync evaluator, resolved by the runner) still need."""
+    """Calibrations the configured metrics still need on `corpus` (each metric class says which), in order."""
     from omegaconf import OmegaConf
 
     from benchmark.registry import import_target, metrics
@@ -66,6 +56,7 @@ def calibrations_needed(cfg: DictConfig, corpus: LayoutCorpus) -> list[str]:
 
 def calibrate_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntry:
     from metrics.calibration import calibrate_sync_evaluator
+    from metrics.sync import CALIBRATED_PREFIX
 
     c = cfg.metrics.calibrate
     train = corpus.clips("train")
@@ -88,7 +79,7 @@ def calibrate_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntr
             file=sys.stderr,
         )
     blob = {"config": model.evaluator_config, "state_dict": model.state_dict()}
-    return _register(blob, _network_name(c.arch), cfg, corpus, report)
+    return _register(blob, f"{CALIBRATED_PREFIX}{c.arch}", cfg, corpus, report)
 
 
 def _register(blob: dict, network: str, cfg: DictConfig, corpus: LayoutCorpus, report) -> store.WeightsEntry:
@@ -121,32 +112,6 @@ def _plain(obj):
     if isinstance(obj, float | int | str | bool) or obj is None:
         return obj
     return float(obj) if hasattr(obj, "__float__") else str(obj)
-
-
-def load_sync_evaluator(name: str):
-    """Build the evaluator network registered as `name` and describe it for results."""
-    from benchmark.runner import Evaluator
-    from benchmark.weights import how_to_get
-    from metrics.backbones.syncnet import build_sync_evaluator, load_sync_evaluator_state, sync_evaluator_from_config
-    from models.checkpoints import load_official_state_dict
-
-    path, entry = store.resolve(name, how_to_get(name))
-    if entry.calibrated:
-        blob, _ = store.load(name)
-        net = sync_evaluator_from_config(blob["config"])
-        load_sync_evaluator_state(net, blob["state_dict"], source=str(path))
-    else:
-        net = build_sync_evaluator("syncnet_v2")
-        load_sync_evaluator_state(net, load_official_state_dict(path), source=str(path))
-    net.eval()
-    info = {
-        "name": entry.name,
-        "sha256": entry.sha256,
-        "network": entry.network,
-        "calibrated": entry.calibrated,
-        "source": entry.source,
-    }
-    return Evaluator(net=net, info=info)
 
 
 def calibrate_lipreader_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntry:

@@ -134,7 +134,7 @@ def cmd_ls(args) -> int:
     elif args.what == "presets":
         print("tiny   CPU-sized networks and schedules (minutes)\npaper  the papers' hyperparameters")
     elif args.what == "protocols":
-        from benchmark.protocol import load_protocol, protocol_names
+        from benchmark.config import load_protocol, protocol_names
 
         for name in protocol_names():
             proto = load_protocol(name)
@@ -163,11 +163,13 @@ def cmd_validate(args) -> int:
     from omegaconf import OmegaConf
 
     from benchmark import registry, runner
+    from benchmark.scoring import metric_groups
+    from benchmark.train import build_untrained
 
     cfg = _compose(args)
     corpus = runner.build_corpus(cfg)
-    module = runner.build_untrained(cfg)
-    metric_classes = [registry.import_target(t).__name__ for t in runner.metric_groups(list(cfg.metrics.names))]
+    module = build_untrained(cfg)
+    metric_classes = [registry.import_target(t).__name__ for t in metric_groups(list(cfg.metrics.names))]
     n_params = sum(p.numel() for p in module.parameters())
     print(OmegaConf.to_yaml(cfg))
     print(
@@ -199,8 +201,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from benchmark import runner
-    from benchmark.distributed import eval_group
+    from benchmark import runner, scoring
+    from benchmark.distributed import eval_group, run_device
 
     cfg = _compose(args, model=False)
     cfg.run.name = args.name
@@ -209,38 +211,30 @@ def cmd_evaluate(args) -> int:
     if not group.main:
         group.barrier()  # rank 0 writes the corpus and calibrates first
     corpus.ensure()
-    clips = runner.test_clips(cfg, corpus)
+    clips = scoring.test_clips(cfg, corpus)
     mapping = json.loads(args.mapping.read_text()) if args.mapping else None
-    videos = runner.match_videos(args.videos, clips, mapping)
+    videos = scoring.match_videos(args.videos, clips, mapping)
     missing = len(clips) - len(videos)
     print(
         f"matched {len(videos)} of {len(clips)} test clips"
         + (f" ({missing} missing: counted as failed)" if missing else "")
     )
-    evaluator = runner.prepare_evaluators(cfg, corpus)
+    scoring.prepare_evaluators(cfg, corpus)
     if group.main:
         group.barrier()
     run_dir = runner.run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    started = runner._now()
-    protocol = runner.protocol_for(cfg, corpus, evaluator, len(clips))
-    runner.evaluate_gt(cfg, corpus, clips, evaluator, protocol, group)
-    res = runner.evaluate_folder(
+    started = scoring.now()
+    notes = [f"videos: {args.videos.resolve()}", *scoring.resampling_notes(videos)]
+    res = scoring.evaluate_videos(
         cfg,
         corpus,
+        clips,
         videos,
         run_dir,
-        lambda: runner._run_info(
-            cfg,
-            "external",
-            args.name,
-            args.name,
-            started,
-            notes=[f"videos: {args.videos.resolve()}", *runner.resampling_notes(videos)],
-        ),
-        evaluator,
-        clips,
-        group,
+        lambda: scoring.run_info(cfg, "external", args.name, args.name, started, notes=notes),
+        group=group,
+        device=run_device(cfg),
     )
     if res is None:
         return 0  # rank > 0: its clips are in rank 0's record

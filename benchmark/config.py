@@ -1,7 +1,14 @@
-"""Config composition: run defaults + model + dataset + trainer + metrics, a preset, an experiment, overrides.
+"""Config composition: run defaults + model + dataset + trainer + metrics, a preset, an experiment, a protocol,
+overrides.
 
 Every group is a YAML file under configs/. The composed config is struct-locked, so a `key=value` override of
 a key that does not exist is an error that lists the valid keys, never a silently ignored setting.
+
+Evaluation protocols (configs/protocols/*.yaml) are frozen descriptions of how a table's numbers are computed:
+the test clips (split, limit), the identity-frame choice, the metric list and every metric's mode and settings.
+A protocol is an overlay on the composed config; the scorer then hashes the settings actually used (with fps,
+audio rate and the sha256 of every evaluator network) into the protocol hash stored in every result, and
+leaderboards rank rows together only when that hash matches.
 """
 
 from __future__ import annotations
@@ -116,13 +123,18 @@ def compose(
     preset = preset or cfg.run.preset
     if preset not in presets:
         raise ConfigError(str(suggest(f"preset of model {model!r}", preset, list(presets.keys()))))
-    cfg = _merge_struct(cfg, presets[preset], f"configs/models/{model}.yaml preset {preset!r}")
+    overlay = presets[preset]
+    # a preset's `datasets: {<dataset>: overlay}`: a paper's recipe that differs per corpus (e.g. Diffused Heads'
+    # RGB motion frames on CREMA-D, grayscale on LRW)
+    per_dataset = overlay.pop("datasets", None) or {}
+    cfg = _merge_struct(cfg, overlay, f"configs/models/{model}.yaml preset {preset!r}")
+    if cfg.dataset.name in per_dataset:
+        where = f"configs/models/{model}.yaml preset {preset!r} datasets.{cfg.dataset.name}"
+        cfg = _merge_struct(cfg, per_dataset[cfg.dataset.name], where)
     cfg.run.preset = preset
     if experiment:
         cfg = _merge_struct(cfg, load_group("experiments", experiment), f"configs/experiments/{experiment}.yaml")
     if protocol:
-        from benchmark.protocol import protocol_overlay
-
         cfg = _merge_struct(cfg, protocol_overlay(protocol, cfg.dataset.name), f"configs/protocols/{protocol}.yaml")
         cfg.run.protocol = protocol
     # `<needed model>.key=value` overrides go to a model this one needs (e.g. syncnet_expert.trainer.max_steps=50)
@@ -156,3 +168,45 @@ def save_config(cfg: DictConfig, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------------- protocols
+
+PROTOCOL_KEYS = ("description", "dataset", "run", "metrics")
+
+
+def protocol_names() -> list[str]:
+    return group_names("protocols")
+
+
+def load_protocol(name: str) -> DictConfig:
+    """The overlay of protocol `name`, checked for unknown top-level keys."""
+    if name not in protocol_names():
+        raise ConfigError(str(suggest("protocol", name, protocol_names())))
+    proto = load_group("protocols", name)
+    unknown = sorted(set(proto.keys()) - set(PROTOCOL_KEYS))
+    if unknown:
+        path = config_dir() / "protocols" / f"{name}.yaml"
+        raise ConfigError(f"{path}: unknown keys {unknown} (a protocol has {', '.join(PROTOCOL_KEYS)})")
+    return proto
+
+
+def default_protocol(dataset: str) -> str | None:
+    """The Table 1 protocol of a dataset (`dh_table1_<dataset>`), if there is one."""
+    name = f"dh_table1_{dataset}"
+    return name if name in protocol_names() else None
+
+
+def protocol_overlay(name: str, dataset: str) -> DictConfig:
+    """The part of protocol `name` merged into a run's config (its `run` and `metrics` sections)."""
+    proto = load_protocol(name)
+    if proto.get("dataset") not in (None, dataset):
+        raise ConfigError(
+            f"protocol {name!r} is defined for dataset {proto.dataset!r}, not {dataset!r} "
+            f"(protocols for any dataset: {', '.join(n for n in protocol_names() if _any_dataset(n)) or 'none'})"
+        )
+    return OmegaConf.create({"run": proto.get("run") or {}, "metrics": proto.get("metrics") or {}})
+
+
+def _any_dataset(name: str) -> bool:
+    return load_group("protocols", name).get("dataset") is None

@@ -64,3 +64,29 @@ def rank_file(path: os.PathLike | str, rank: int):
 
     path = Path(path)
     return path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
+
+
+def run_device(cfg) -> str:
+    """The device this process generates and scores on (`run.device`): `auto` follows the trainer's accelerator
+    (CUDA when present and not turned off with trainer.accelerator=cpu), one GPU per local rank."""
+    import torch
+
+    choice = str(cfg.run.device)
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if choice == "auto":
+        if str(cfg.trainer.accelerator) in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+            return f"cuda:{local % torch.cuda.device_count()}"
+        return "cpu"
+    if choice == "cpu":
+        return "cpu"
+    if choice == "cuda" or choice.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"run.device={choice} but CUDA is not available here (use run.device=auto or cpu)")
+        return f"cuda:{local % torch.cuda.device_count()}" if choice == "cuda" else choice
+    raise ValueError(f"run.device must be auto, cpu, cuda or cuda:N, got {choice!r}")
+
+
+def log(msg: str) -> None:
+    """Print once per job: on the process of local rank 0 of node 0."""
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:
+        print(msg, flush=True)

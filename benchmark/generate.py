@@ -5,7 +5,9 @@ interface (`face_audio_windows` + `redraw_faces`: wav2lip, wav2lip_gan, lipgan):
 1. audio: decoded by ffmpeg from any container / rate to 16 kHz mono; T = N // 640 output frames at 25 fps;
 2. face: a still image is repeated; a video is resampled to 25 fps, truncated to T frames or looped
    (frame i uses frame i % P) as inference.py does;
-3. pass 1 streams the video once and keeps only the face boxes (detector -> pads -> smoothing);
+3. pass 1 streams the video once and keeps only the face boxes (detector -> pads -> smoothing: the box rule of
+   data.faces.boxes; the landmark-based detectors `dlib` and `landmarks` default to the pads of preparation's
+   `wav2lip` crop, so the faces are framed as in the prepared corpora the models train on);
 4. pass 2 streams it again in chunks of `chunk_frames`: crop -> model -> paste back -> ffmpeg encoder pipe,
    so memory holds one chunk of frames whatever the video's length;
 5. frames where no face was found pass through unchanged and are counted in the report (the official script
@@ -238,6 +240,42 @@ def _output_chunks(
             raise MediaError(reader.path, f"decoded {pos} frames on a second read, {n_src} on the first")
 
 
+def detect_boxes(
+    reader: FrameReader,
+    det,
+    num_frames: int,
+    pads: Sequence[int],
+    *,
+    smooth: bool = True,
+    chunk_frames: int = 128,
+    progress: bool = False,
+) -> np.ndarray:
+    """Pass 1: int64 boxes [n, 4] of the first n = min(num_frames, video length) source frames, -1 rows where no
+    face was found: detector -> pads (clipped to the frame) -> forward-mean smoothing (data.faces.boxes)."""
+    from rich.progress import Progress
+
+    from models.facecrop import pad_boxes, smooth_boxes
+
+    pads = tuple(pads)
+    if len(pads) != 4:
+        raise ValueError(f"pads must be 4 numbers (top bottom left right), got {pads}")
+    boxes = []
+    n_src = 0
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("detecting faces", total=num_frames)
+        for chunk in reader.chunks(chunk_frames):
+            chunk = chunk[: num_frames - n_src]
+            boxes.append(det(chunk, n_src))
+            n_src += len(chunk)
+            bar.advance(task, len(chunk))
+            if n_src >= num_frames:
+                break
+    if n_src == 0:
+        raise MediaError(reader.path, "decoded no video frames (truncated or empty)")
+    boxes = pad_boxes(np.concatenate(boxes), pads, reader.width, reader.height)
+    return smooth_boxes(boxes) if smooth else boxes
+
+
 def generate_video(
     module,
     face: str | os.PathLike,
@@ -252,10 +290,13 @@ def generate_video(
     chunk_frames: int = 128,
     progress: bool = True,
 ) -> GenerateReport:
-    """Reanimate `face` to speak `audio` with `module` and write `out` (mp4, 25 fps, audio muxed)."""
+    """Reanimate `face` to speak `audio` with `module` and write `out` (mp4, 25 fps, audio muxed).
+
+    `pads` None: the detector's (landmark boxes: the `wav2lip` crop's, as prepared corpora were cut), else the
+    model's `default_pads` (inference.py's chin padding for Wav2Lip's S3FD-like boxes)."""
     from rich.progress import Progress
 
-    from models.facecrop import crop_faces, pad_boxes, paste_faces, smooth_boxes
+    from models.facecrop import crop_faces, paste_faces
 
     t0 = time.perf_counter()
     face, out = Path(face), Path(out)
@@ -267,27 +308,10 @@ def generate_video(
         raise MediaError(audio, f"audio shorter than one video frame ({len(wav)} samples at 16 kHz)")
     reader = FrameReader(face)
     det = build_detector(detector, face, box, landmarks)
-    pads = tuple(getattr(module, "default_pads", (0, 0, 0, 0)) if pads is None else pads)
-    if len(pads) != 4:
-        raise ValueError(f"pads must be 4 numbers (top bottom left right), got {pads}")
-
-    # pass 1: boxes of the source frames that will be used (at most T)
-    boxes = []
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("detecting faces", total=num_frames)
-        n_src = 0
-        for chunk in reader.chunks(chunk_frames):
-            chunk = chunk[: num_frames - n_src]
-            boxes.append(det(chunk, n_src))
-            n_src += len(chunk)
-            bar.advance(task, len(chunk))
-            if n_src >= num_frames:
-                break
-    if n_src == 0:
-        raise MediaError(face, "decoded no video frames (truncated or empty)")
-    boxes = pad_boxes(np.concatenate(boxes), pads, reader.width, reader.height)
-    if smooth:
-        boxes = smooth_boxes(boxes)
+    if pads is None:
+        pads = det.pads if getattr(det, "pads", None) is not None else getattr(module, "default_pads", (0, 0, 0, 0))
+    boxes = detect_boxes(reader, det, num_frames, pads, smooth=smooth, chunk_frames=chunk_frames, progress=progress)
+    n_src = len(boxes)
     has_face = boxes[:, 0] >= 0
 
     # pass 2: output frame i uses source frame i % n_src (loop; an image is repeated)

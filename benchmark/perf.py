@@ -89,7 +89,8 @@ def bench_corpora(quick: bool) -> list[Figure]:
     against decoding the raw files with ffmpeg, and Wav2Lip training windows/s through the shared DataModule
     (streamed from manifest shards where the corpus config streams)."""
     from benchmark.config import compose
-    from benchmark.runner import build_corpus, build_model
+    from benchmark.runner import build_corpus
+    from benchmark.train import build_model
     from data.corpus import PreparedCorpus, load_clip
     from data.datamodule import TalkingFaceDataModule
     from data.synthetic.generator import SyntheticConfig
@@ -564,7 +565,7 @@ def bench_registered_model(
     import torch
 
     from benchmark.config import compose
-    from benchmark.runner import build_model
+    from benchmark.train import build_model
 
     clips = _clips(3 if quick else 6)
     cfg = compose(name, "synthetic", "tiny")
@@ -628,7 +629,7 @@ def _metric_for_perf(cls, settings: dict):
 
     settings = {k: v for k, v in settings.items() if k != "evaluator"}
     settings.update(settings.pop("synthetic", None) or {})
-    if getattr(cls, "needs_evaluator", False):
+    if cls.evaluator_key == "syncnet":
         from metrics.backbones.syncnet import build_sync_evaluator
 
         torch.manual_seed(0)
@@ -723,7 +724,27 @@ BENCHMARKS: dict[str, Callable[[bool], list[Figure]]] = {
     "syncnet_expert": bench_syncnet_expert,
     "vasa_face": bench_vasa_face,
     "metrics": bench_metrics,
+    "generation": lambda quick: _import_bench("benchmark.perf_generation:bench_generation")(quick),
 }
+#: names that stand for several benchmarks (`bench perf --only models metrics`)
+GROUPS: dict[str, tuple[str, ...]] = {
+    "models": (
+        "wav2lip",
+        "diffused_heads",
+        "vasa",
+        "wav2lip_gan",
+        "lipgan",
+        "syncnet_expert",
+        "vasa_face",
+        "generation",
+    ),
+}
+
+
+def _import_bench(target: str):
+    from benchmark.registry import import_target
+
+    return import_target(target)
 
 
 def machine() -> dict:
@@ -792,10 +813,10 @@ def run_perf(only: list[str] | None, out: Path, quick: bool = False) -> list[Fig
     from benchmark.results import write_json_atomic
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    names = only or list(BENCHMARKS)
+    names = list(dict.fromkeys(n for name in only or list(BENCHMARKS) for n in GROUPS.get(name, (name,))))
     for name in names:
         if name not in BENCHMARKS:
-            raise suggest("benchmark", name, BENCHMARKS)
+            raise suggest("benchmark", name, [*BENCHMARKS, *GROUPS])
     figures: list[Figure] = []
     for name in names:
         print(f"[perf] {name} ...", flush=True)

@@ -324,7 +324,7 @@ def _clip_order(run_dir: Path) -> list[str]:
 
 
 def _video_file(clip_id: str) -> str:
-    from benchmark.runner import video_name  # the runner's naming of generated clips; imported only for grids
+    from benchmark.features import video_name  # the naming of generated clips; imported only for grids
 
     return video_name(clip_id)
 

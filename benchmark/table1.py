@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.config import compose, config_dir, config_hash
-from benchmark.protocol import default_protocol
+from benchmark.config import compose, config_dir, config_hash, default_protocol
 from benchmark.results import Results, load_results
 
 
@@ -43,7 +42,7 @@ def default_rows() -> list[str]:
 
 
 def _finished(cfg) -> Results | None:
-    from benchmark.runner import run_dir_of
+    from benchmark.train import run_dir_of
 
     path = run_dir_of(cfg) / "results.json"
     if not path.exists():

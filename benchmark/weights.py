@@ -13,6 +13,7 @@ from pathlib import Path
 
 from benchmark.registry import import_target, suggest
 from metrics import weights as store
+from models.common.audio_frontends import SDA_FILE, SDA_HOW_TO_GET
 
 FORMATS = ("state_dict", "checkpoint_dict", "lightning_ckpt", "torchscript")
 KINDS = ("evaluator", "model")
@@ -89,12 +90,24 @@ KNOWN: dict[str, KnownWeights] = {
         format="checkpoint_dict",
     ),
     "diffused_heads_crema": KnownWeights(
-        "models.diffused_heads.checkpoints:build_crema_unet",
+        "models.diffused_heads.checkpoints:crema_unet_layout",  # on the meta device: keys and shapes only
         (),
-        "Diffused Heads UNet trained on CREMA (RGB motion frames; the non-scripted Lightning .ckpt or crema_script.pt)",
-        "Get the CREMA checkpoint linked from the diffused-heads README (train branch: Lightning .ckpt; main: "
-        "crema_script.pt), then `bench weights import FILE --as diffused_heads_crema`.",
-        format="lightning_ckpt",  # the TorchScript crema_script.pt is read too (models.checkpoints)
+        "Diffused Heads UNet trained on CREMA (RGB motion frames): the train branch's non-scripted Lightning .ckpt "
+        "or main's crema_script.pt (TorchScript); drive it with sda_audio_encoder",
+        "Get the CREMA checkpoint linked from the diffused-heads README (train branch: the Lightning .ckpt; main: "
+        "crema_script.pt in the Google Drive archive), then `bench weights import FILE --as diffused_heads_crema`.",
+        format="lightning_ckpt",  # or torchscript (crema_script.pt); the import records the one found
+        reader="models.diffused_heads.checkpoints:read_crema_unet",
+    ),
+    "sda_audio_encoder": KnownWeights(
+        "models.common.audio_frontends:SDAContract",
+        (),
+        "Diffused Heads' SDA audio encoder (TorchScript; checked by its forward: a 3,200-sample window -> a 256-d "
+        "embedding and the hidden state): the `sda` audio front end",
+        SDA_HOW_TO_GET,
+        file=SDA_FILE,
+        format="torchscript",
+        reader="models.common.audio_frontends:read_sda_encoder",
     ),
     # mpc001/Lipreading_using_Temporal_Convolutional_Networks Model Zoo: Google Drive / Baidu links only (no direct
     # download); the file names are the common downstream convention (reference/evaluator_networks.md 3.3)

@@ -247,6 +247,11 @@ def clip_ids(clips: Sequence[Clip]) -> list[str]:
     return [c.clip_id for c in clips]
 
 
+# Clips whose training windows a stream draws from at once (data.datamodule.StreamingWindows): whole shards
+# are opened until they hold this many clips, so a batch mixes clips of several shards (docs/streaming.md).
+DEFAULT_SHUFFLE_BUFFER = 256
+
+
 class SplitLeakError(ValueError):
     """Speakers appear in more than one split of a corpus that is about to be evaluated."""
 
@@ -282,6 +287,7 @@ class PreparedCorpus(LayoutCorpus):
         streaming: bool = False,
         prepare: dict[str, Any] | None = None,
         cache_dir=None,
+        shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
     ):
         if root in (None, ""):
             env = f"set {self.root_env} or " if self.root_env else ""
@@ -290,14 +296,23 @@ class PreparedCorpus(LayoutCorpus):
                 f"(see data/cards/{self.card or name}.yaml for how to obtain it)"
             )
         super().__init__(name, root, layout, label, cache_dir)
-        from data.prepare import CROPS, PrepareConfig
+        from data.faces import crop_name
+        from data.prepare import PrepareConfig
 
+        try:
+            crop = crop_name(crop)
+        except ValueError as err:
+            raise ValueError(f"dataset {name!r}: {err}") from None
+        prepare = dict(prepare or {})
+        if prepare.get("crops") is None:
+            prepare["crops"] = [crop]  # the dataset's crop is what `bench data prepare` cuts by default
         self.prepare_config = PrepareConfig.from_dict(prepare)
-        if crop not in CROPS:
-            raise ValueError(f"dataset {name!r}: unknown crop {crop!r}; valid: {sorted(CROPS)}")
         if crop not in self.prepare_config.crops:
             self.prepare_config.crops = [*self.prepare_config.crops, crop]
         self.crop = crop
+        if int(shuffle_buffer) < 0:
+            raise ValueError(f"dataset {name!r}: shuffle_buffer must be >= 0 clips, got {shuffle_buffer}")
+        self.shuffle_buffer = int(shuffle_buffer)
         self.split_dir = Path(split_dir).expanduser() if split_dir else None
         self.val_speakers = int(val_speakers)
         self.allow_leaking_splits = bool(allow_leaking_splits)
@@ -329,21 +344,56 @@ class PreparedCorpus(LayoutCorpus):
         self._index = None
         return summary
 
-    def is_prepared(self) -> bool:
-        """A manifest exists and was made with this corpus's crop. Other settings may differ: a corpus prepared
-        with `bench data prepare ... prepare.landmarks=file` is used as is; prepare again to change it."""
+    def _info(self) -> dict[str, Any] | None:
         from data.manifest import INFO, MANIFEST
 
         if not (self.prepared / MANIFEST).exists() or not (self.prepared / INFO).exists():
-            return False
-        info = json.loads((self.prepared / INFO).read_text())
-        return self.crop in info.get("settings", {}).get("crops", [])
+            return None
+        return json.loads((self.prepared / INFO).read_text())
+
+    def is_prepared(self) -> bool:
+        """A manifest exists and every accepted clip has this corpus's crop. Other settings may differ: a corpus
+        prepared with `bench data prepare ... prepare.landmarks=file` is used as is; prepare again to change it.
+        A prepared corpus without this crop is not prepared yet: `ensure` adds the crop from cached landmarks."""
+        info = self._info()
+        return info is not None and self.crop in info.get("crops", info.get("settings", {}).get("crops", []))
+
+    def add_crop(self, progress: bool = True, strict: bool = False):
+        """Cut this corpus's crop for an already prepared corpus that lacks it, from each clip's cached
+        landmarks (no detection): preparation runs again with the settings the corpus was prepared with
+        (prepared.json), only the crop list grows. Returns the summary."""
+        from data.prepare import PrepareConfig, prepare_corpus
+
+        info = self._info()
+        if info is None:
+            return self.prepare(progress=progress, strict=strict)
+        recorded = {**info.get("settings", {}), "workers": self.prepare_config.workers}
+        cfg = PrepareConfig.from_dict(recorded)
+        cfg.crops = [*cfg.crops, self.crop] if self.crop not in cfg.crops else cfg.crops
+        summary = prepare_corpus(
+            self.name,
+            self.root,
+            self.layout,
+            self.prepared,
+            cfg,
+            split_dir=self.split_dir,
+            val_speakers=self.val_speakers,
+            strict=strict,
+            progress=progress,
+        )
+        self._index = None
+        return summary
 
     def ensure(self, progress: bool = True) -> None:
-        """Prepare the corpus if needed, then refuse leaking splits unless allowed."""
+        """Prepare the corpus if needed (or only add its crop to a prepared one), then refuse leaking splits
+        unless allowed."""
         if not self.is_prepared():
-            print(f"[prepare] {self.name}: preparing {self.root} -> {self.prepared}", flush=True)
-            print(self.prepare(progress=progress).format(), flush=True)
+            if self._info() is None:
+                print(f"[prepare] {self.name}: preparing {self.root} -> {self.prepared}", flush=True)
+                print(self.prepare(progress=progress).format(), flush=True)
+            else:
+                print(f"[prepare] {self.name}: adding the {self.crop} crop from cached landmarks", flush=True)
+                print(self.add_crop(progress=progress).format(), flush=True)
         leaks = self.speaker_overlap()
         if leaks and not self.allow_leaking_splits:
             detail = "; ".join(f"{pair}: {', '.join(s[:5])}{' ...' if len(s) > 5 else ''}" for pair, s in leaks.items())

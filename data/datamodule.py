@@ -8,14 +8,17 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from data.corpus import LayoutCorpus
+from data.sampling import RankSlice, StepSampler
 
 
 class TalkingFaceDataModule(L.LightningDataModule):
     """Training windows of kind `window_kind` (a `data.windows.WINDOWS` entry) over a corpus's splits.
 
     Clips come through the corpus's decode-once cache; the window dataset cuts them into what the model trains
-    on (SyncNet expert pairs, Wav2Lip windows...). Under DDP, Lightning's distributed sampler gives each rank a
-    disjoint share of the window indices.
+    on (SyncNet expert pairs, Wav2Lip windows...). Training items are numbered by batch (`data.sampling.StepSampler`:
+    rank r of N reads its own item numbers, endlessly, training stops at trainer.max_steps) and each item is a
+    function of (seed, its number); the number of batches trained is saved in every checkpoint, so a resumed run
+    continues the same stream. Validation items are fixed, each rank scoring its share.
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class TalkingFaceDataModule(L.LightningDataModule):
         self.val_split = val_split
         self.train_set = None
         self.val_set = None
+        self.start_batch = 0  # batches already trained (restored from a checkpoint)
 
     def _windows(self, split: str, seed: int):
         from data.windows import WINDOWS
@@ -58,42 +62,74 @@ class TalkingFaceDataModule(L.LightningDataModule):
                 rank, world = self._rank()
                 self.train_set = StreamingWindows(
                     self.corpus, self.train_split, self.window_kind, self.window_kwargs, self.seed, rank, world
-                )
+                )  # shuffle_buffer: the corpus's (dataset config key)
             else:
                 self.train_set = self._windows(self.train_split, self.seed)
+                self.train_set.keyed = True
             self.val_set = self._windows(self.val_split, self.seed + 1)
 
-    def _loader(self, ds, shuffle: bool) -> DataLoader:
-        streamed = isinstance(ds, IterableDataset)
+    def _loader(self, ds, sampler) -> DataLoader:
         return DataLoader(
             ds,
             batch_size=self.batch_size,
-            shuffle=shuffle and not streamed,  # a stream shuffles itself
+            sampler=sampler,
             num_workers=self.num_workers,
-            drop_last=shuffle,
             persistent_workers=self.num_workers > 0,
+            # its own generator: making an iterator (again, on resume) must not draw on the global random state
             generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        rank, world = self._rank()
+        if isinstance(self.train_set, IterableDataset):
+            # a stream shuffles itself; a resumed run starts a new pass instead of replaying the first batches
+            self.train_set.resume_at(self.start_batch)
+            return self._loader(self.train_set, None)
+        sampler = StepSampler(self.batch_size, rank=rank, world=world, start_batch=self.start_batch)
+        return self._loader(self.train_set, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+        rank, world = self._rank()
+        return self._loader(self.val_set, RankSlice(len(self.val_set), rank=rank, world=world))
+
+    def state_dict(self) -> dict[str, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return {}
+        # saved from on_train_batch_end of the batch that triggers the checkpoint: `processed` counts it
+        return {"train_batches": int(trainer.fit_loop.epoch_loop.batch_progress.total.processed)}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self.start_batch = int(state_dict.get("train_batches", 0))
 
 
 class StreamingWindows(IterableDataset):
-    """Training windows streamed shard by shard from a prepared corpus's manifest (data.corpus.PreparedCorpus).
+    """Training windows streamed from a prepared corpus's manifest shards (data.corpus.PreparedCorpus).
 
     Process `rank` of `world_size` reads only its own shards (`ManifestIndex.rank_indices`: disjoint across
     ranks), split again between DataLoader workers; so every rank sees different clips and none holds the
-    corpus in memory, only one shard's clips at a time. Shards come in a seeded random order, each cut into
-    windows by the `window_kind` dataset (random windows, as the map-style path). The stream never ends:
-    training stops at trainer.max_steps / max_time, and no rank runs out of batches before another (which
-    would hang DDP).
+    corpus in memory. Each worker goes through its shards in a new seeded random order every pass and keeps
+    whole shards open until they hold `shuffle_buffer` clips (at least one shard, at most all of its own);
+    each item comes from an open shard drawn at random in proportion to the windows it has left, and a shard
+    whose windows are spent is replaced by the next one. With shards of many speakers each
+    (data.manifest.assign_shards), a batch then mixes speakers about as draws at random from the whole split
+    would (docs/streaming.md). Memory: the open shards' clips, about `shuffle_buffer` clips plus one shard.
+
+    The stream never ends: training stops at trainer.max_steps / max_time, and no rank runs out of batches
+    before another (which would hang DDP).
     """
 
-    def __init__(self, corpus, split: str, window_kind: str, window_kwargs: dict, seed: int, rank: int, world: int):
+    def __init__(
+        self,
+        corpus,
+        split: str,
+        window_kind: str,
+        window_kwargs: dict,
+        seed: int,
+        rank: int,
+        world: int,
+        shuffle_buffer: int | None = None,
+    ):
         from data.windows import WINDOWS
 
         if window_kind not in WINDOWS:
@@ -103,12 +139,23 @@ class StreamingWindows(IterableDataset):
         self.window_cls = WINDOWS[window_kind]
         self.window_kwargs = dict(window_kwargs)
         self.seed, self.rank, self.world = int(seed), int(rank), int(world)
+        if shuffle_buffer is None:
+            from data.corpus import DEFAULT_SHUFFLE_BUFFER
+
+            shuffle_buffer = getattr(corpus, "shuffle_buffer", DEFAULT_SHUFFLE_BUFFER)
+        self.shuffle_buffer = int(shuffle_buffer)
+        self.start_batch = 0  # resume_at
         self.indices = corpus.index.rank_indices(split, self.rank, self.world)
         if len(self.indices) == 0:
             raise ValueError(
                 f"dataset {corpus.name!r}: split {split!r} has no clips for rank {rank} of {world} "
                 f"({len(corpus.index.select(split))} clips in all)"
             )
+
+    def resume_at(self, batch: int) -> None:
+        """Continue a run that trained `batch` batches: the stream is seeded with it, so a resumed run draws a
+        new shard order and new windows instead of replaying the first batches of the interrupted one."""
+        self.start_batch = int(batch)
 
     def worker_shards(self, worker: int, num_workers: int) -> list[np.ndarray]:
         """This worker's manifest indices, grouped by shard (disjoint between workers of one rank)."""
@@ -119,21 +166,40 @@ class StreamingWindows(IterableDataset):
         mine = self.indices[worker::num_workers]
         return [mine] if len(mine) else []
 
-    def __iter__(self):
-        info = get_worker_info()
-        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        groups = self.worker_shards(worker, num_workers)
-        rng = np.random.default_rng((self.seed, self.rank, worker))
-        while groups:
-            yielded = 0
+    def _shards(self, groups: list[np.ndarray], rng: np.random.Generator):
+        """(clip count, window dataset) of the worker's shards, pass after pass, each pass in a new order."""
+        while True:
+            opened = 0
             for g in rng.permutation(len(groups)):
                 clips = [self.corpus.load(e) for e in self.corpus.index.entries(groups[g])]
                 try:
                     ds = self.window_cls(clips, seed=int(rng.integers(2**31)), **self.window_kwargs)
                 except ValueError:
                     continue  # no clip of this shard is long enough for a window
-                for i in range(ds.num_windows):
-                    yield ds[i]
-                yielded += ds.num_windows
-            if not yielded:
+                if ds.num_windows:
+                    opened += 1
+                    yield len(groups[g]), ds
+            if not opened:
                 raise ValueError(f"dataset {self.corpus.name!r}: no clip of split {self.split!r} yields a window")
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        groups = self.worker_shards(worker, num_workers)
+        if not groups:
+            return
+        rng = np.random.default_rng((self.seed, self.rank, worker, self.start_batch))
+        shards = self._shards(groups, rng)
+        open_: list[list] = []  # [clips, dataset, windows left, windows given]
+        while True:
+            while not open_ or (sum(o[0] for o in open_) < self.shuffle_buffer and len(open_) < len(groups)):
+                n_clips, ds = next(shards)
+                open_.append([n_clips, ds, ds.num_windows, 0])
+            left = np.array([o[2] for o in open_], np.float64)
+            k = int(rng.choice(len(open_), p=left / left.sum()))
+            item = open_[k]
+            yield item[1][item[3]]
+            item[2] -= 1
+            item[3] += 1
+            if item[2] == 0:
+                open_.pop(k)

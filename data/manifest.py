@@ -234,13 +234,25 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def assign_shards(entries: list[dict[str, Any]], shard_clips: int) -> None:
-    """Give each entry a shard id: consecutive runs of `shard_clips` entries of one split (ids unique overall)."""
+def shard_order_key(clip_id: str, seed: int = 0) -> str:
+    """A clip's place in the shard order: a hash of (seed, clip id), so the order is random with respect to
+    speakers yet the same on every run and machine."""
+    return hashlib.sha1(f"{seed}:{clip_id}".encode()).hexdigest()
+
+
+def assign_shards(entries: list[dict[str, Any]], shard_clips: int, seed: int = 0) -> None:
+    """Give each entry a shard id: runs of `shard_clips` entries of one split (ids unique overall), the entries
+    taken in a seeded hashed order of their clip ids (`shard_order_key`).
+
+    Clip ids put one speaker's clips next to each other (a CREMA-D actor, a VoxCeleb2 identity); shards cut from
+    that order would each hold one or two speakers, and a stream reading a shard at a time would fill whole
+    batches with one speaker. In hashed order a shard holds clips of many speakers (docs/streaming.md).
+    """
     if shard_clips < 1:
         raise ValueError(f"shard_clips must be >= 1, got {shard_clips}")
     next_id = 0
     for split in SPLITS:
-        members = [e for e in entries if e["split"] == split]
+        members = sorted((e for e in entries if e["split"] == split), key=lambda e: shard_order_key(e["clip_id"], seed))
         for k, e in enumerate(members):
             e["shard"] = next_id + k // shard_clips
         next_id += (len(members) + shard_clips - 1) // shard_clips

@@ -67,16 +67,19 @@ def model_to_rgb(x: torch.Tensor) -> np.ndarray:
 
 class SeededItems:
     """The random stream of a training dataset: `fixed` items are seeded by (seed, index), so validation batches
-    repeat; otherwise each DataLoader worker process draws from its own stream, seeded from its worker seed.
+    repeat; `keyed` items too, without the other effects `fixed` has on validation items (the training data module
+    sets it and numbers items by batch, `data.sampling.StepSampler`, so a resumed run reads what an uninterrupted
+    one would); otherwise each DataLoader worker process draws from its own stream, seeded from its worker seed.
     Subclasses set `fixed` and `seed`."""
 
     fixed: bool
     seed: int
+    keyed: bool = False
     _rng: np.random.Generator | None = None
     _rng_owner: tuple[int, int] | None = None
 
     def _generator(self, index: int) -> np.random.Generator:
-        if self.fixed:
+        if self.fixed or self.keyed:
             return np.random.default_rng((self.seed, index))
         info = get_worker_info()
         owner = (os.getpid(), info.id if info is not None else -1)

@@ -83,12 +83,25 @@ class ClipMetric(Metric, abc.ABC):
         samples = list(samples)
         for sample, result in zip(samples, self.score_clips(samples)):
             if isinstance(result, ClipScoreError):
-                self.n_failed += 1
-                self.failures.append((sample.clip_id, str(result)))
+                self.record_failure(sample.clip_id, str(result))
                 continue
             vals = [float(v) for v in result]
             self.values.append(torch.tensor([vals], dtype=torch.float64))
             self.index.append(torch.tensor([sample.index], dtype=torch.long))
+
+    def record_failure(self, clip_id: str, reason: str) -> None:
+        """Count a clip this metric could not score (the reason goes to the run's per-clip records)."""
+        self.n_failed += 1
+        self.failures.append((clip_id, reason))
+
+    def restore(self, index: int, clip_id: str, *, values: Sequence[float] | None = None, failure: str | None = None):
+        """Put back one clip scored by an earlier, interrupted run: its `values` (in `outputs` order), or the
+        `failure` it was recorded with, exactly as `update` would have left them."""
+        if failure is not None:
+            self.record_failure(clip_id, failure)
+            return
+        self.values.append(torch.tensor([[float(v) for v in values]], dtype=torch.float64))
+        self.index.append(torch.tensor([index], dtype=torch.long))
 
     def per_clip(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(dataset indices [n], values [n, len(outputs)]) of every scored clip, unique by index, sorted."""
@@ -203,6 +216,19 @@ class SetMetric(Metric, abc.ABC):
         if not real:
             self.fake_clips += 1
 
+    def record_failure(self, clip_id: str, reason: str) -> None:
+        """Count a clip this metric could not use (the reason goes to the run's per-clip records)."""
+        self.n_failed += 1
+        self.failures.append((clip_id, reason))
+
+    def restore(self, index: int, clip_id: str, *, features: torch.Tensor | None = None, failure: str | None = None):
+        """Put back one clip of an earlier, interrupted run: its generated-set `features` (read back from the
+        feature cache), or the `failure` it was recorded with."""
+        if failure is not None:
+            self.record_failure(clip_id, failure)
+        else:
+            self.update([ClipFeatures(index=index, clip_id=clip_id, features=features)])
+
     def update(self, items: Sequence[EvalSample | ClipFeatures]) -> None:
         pending: list[EvalSample] = []
         for item in items:
@@ -214,8 +240,7 @@ class SetMetric(Metric, abc.ABC):
                 if item.real is not None:
                     self.check_clip(item.real)
             except ClipScoreError as err:
-                self.n_failed += 1
-                self.failures.append((item.clip_id, str(err)))
+                self.record_failure(item.clip_id, str(err))
                 continue
             pending.append(item)
         if not pending:

@@ -100,8 +100,7 @@ class FidelityScores(ClipMetric):
             try:
                 self._check(sample)
             except ClipScoreError as err:
-                self.n_failed += 1
-                self.failures.append((sample.clip_id, str(err)))
+                self.record_failure(sample.clip_id, str(err))
                 continue
             ok.append(sample)
         # frames of every clip of one shape go through torchmetrics together, then split back per clip

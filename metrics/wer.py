@@ -318,8 +318,7 @@ class LipreaderWER(ClipMetric):
             try:
                 ready.append((sample, self._prepare(sample)))
             except ClipScoreError as err:
-                self.n_failed += 1
-                self.failures.append((sample.clip_id, str(err)))
+                self.record_failure(sample.clip_id, str(err))
         for i in range(0, len(ready), self.batch_size):
             chunk = ready[i : i + self.batch_size]
             for (sample, _), vals in zip(chunk, self._score([p for _, p in chunk])):

@@ -1,22 +1,33 @@
-"""Loading official and our own checkpoints into the Wav2Lip-family networks.
+"""Reading checkpoint files of any format, checking them against a network, and the two hooks every model's
+checkpoint goes through (`checkpoint_params`, `load_module_checkpoint`).
 
-Formats met in the wild (reference/official_repos.md section 2.1):
+Formats met in the wild (reference/official_repos.md sections 2.1 and 4.1):
 - Wav2Lip's training scripts save `{"state_dict", "optimizer", "global_step", "global_epoch"}`, sometimes with
   DataParallel's `module.` prefix on every key (wav2lip_train.py strips it before a strict load);
-- the newer Wav2Lip downloads (`Wav2Lip-SD-*.pt`) are TorchScript archives, for which `checkpoint["state_dict"]`
-  fails and `.state_dict()` works (Wav2Lip#743);
-- our Lightning checkpoints keep the network under the `net.` attribute of the LightningModule;
+- the newer Wav2Lip downloads (`Wav2Lip-SD-*.pt`) and Diffused Heads' `crema_script.pt` are TorchScript archives,
+  for which `checkpoint["state_dict"]` fails and `.state_dict()` works (Wav2Lip#743);
+- Lightning checkpoints, ours (the network under the `net.` attribute of the LightningModule) and official ones
+  whose `hyper_parameters` may pickle foreign classes (Diffused Heads pickles a torchvision `Compose`);
 - plain `torch.save(net.state_dict())` files.
-Pickles are always read with `weights_only=True`: a checkpoint is data, never code to run.
+A checkpoint is data, never code to run: pickles are read with `weights_only=True`, and a pickle that holds other
+classes is read again by a restricted unpickler that rebuilds tensors and plain containers and turns every other
+class into an inert `ForeignObject` (nothing foreign is imported or called).
+
+Which keys of a file belong to which network is the model's business (a model's `checkpoint_params` and
+`load_checkpoint`, e.g. models/diffused_heads/module.py); this module stays generic.
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import os
 import pickle
+import types
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,6 +35,7 @@ from torch import nn
 LIGHTNING_NET_PREFIX = "net."  # attribute holding the network in every talkbench LightningModule
 _DATAPARALLEL_PREFIX = "module."
 _SHOW = 3  # how many offending keys an error message names
+_HINT_PRESETS = ("paper", "tiny")  # presets every talkbench model config defines
 
 
 class CheckpointError(ValueError):
@@ -37,6 +49,81 @@ class LoadedStateDict(dict):
     format: str = ""
 
 
+# ----------------------------------------------------------------------------------------------- reading files
+
+
+class ForeignObject:
+    """Stand-in for an instance of a class that may not be imported; keeps what it was built from."""
+
+    qualname = "?"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+        self.kwargs = kwargs
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ForeignObject:
+        return type(self)(*args, **kwargs)
+
+    # pickles of dict / list subclasses fill the new object with SETITEMS / APPENDS: keep what they put in
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.__dict__.setdefault("items", {})[key] = value
+
+    def append(self, value: Any) -> None:
+        self.__dict__.setdefault("values", []).append(value)
+
+    def extend(self, values: Any) -> None:
+        self.__dict__.setdefault("values", []).extend(values)
+
+    def __repr__(self) -> str:
+        return f"<foreign {self.qualname}>"
+
+
+def _foreign(module: str, name: str) -> type:
+    return type(name, (ForeignObject,), {"qualname": f"{module}.{name}"})
+
+
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "slice"): slice,
+    ("torch", "Size"): torch.Size,
+    ("torch", "device"): torch.device,
+}
+for _name in ("_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_parameter_with_state"):
+    if hasattr(torch._utils, _name):
+        _ALLOWED[("torch._utils", _name)] = getattr(torch._utils, _name)
+
+
+def _allowed(module: str, name: str) -> Any | None:
+    if (module, name) in _ALLOWED:
+        return _ALLOWED[(module, name)]
+    if module == "torch":
+        obj = getattr(torch, name, None)
+        # dtypes and the typed storages torch.save writes; never functions or modules
+        if isinstance(obj, torch.dtype) or (isinstance(obj, type) and name.endswith("Storage")):
+            return obj
+    if module == "torch.storage" and name == "UntypedStorage":
+        return torch.UntypedStorage
+    return None
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Rebuilds tensors and containers; any other global resolves to an inert `ForeignObject` subclass."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        obj = _allowed(module, name)
+        return obj if obj is not None else _foreign(module, name)
+
+
+# a pickle_module for torch.load: torch's zip reader supplies persistent_load, we supply find_class
+restricted_pickle = types.SimpleNamespace(Unpickler=RestrictedUnpickler, load=pickle.load, __name__="restricted_pickle")
+
+
 def _is_torchscript(path: Path) -> bool:
     # torch.save zips hold data.pkl only; TorchScript archives also hold constants.pkl and code/.
     if not zipfile.is_zipfile(path):
@@ -45,70 +132,76 @@ def _is_torchscript(path: Path) -> bool:
         return any(name.endswith("/constants.pkl") or name == "constants.pkl" for name in zf.namelist())
 
 
-# Official checkpoints whose pickles hold foreign classes (refused by weights_only=True): "module:function" readers
-# taking a path and returning the network's LoadedStateDict, or None when the file is not in their layout. They
-# rebuild tensors only and never import the foreign classes.
-FOREIGN_PICKLE_READERS: list[str] = ["models.diffused_heads.checkpoints:read_for_loader"]
-
-
-def import_reader(target: str):
-    import importlib
-
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def _strip_dataparallel(key: str) -> str:
     while key.startswith(_DATAPARALLEL_PREFIX):
         key = key[len(_DATAPARALLEL_PREFIX) :]
     return key
 
 
-def load_official_state_dict(path: str | os.PathLike, *, prefix: str | None = None) -> LoadedStateDict:
-    """Read a network state dict from any supported checkpoint format, on the CPU.
-
-    Accepts a raw state dict, a dict with a `state_dict` entry (Wav2Lip's training checkpoints, Lightning
-    checkpoints), a TorchScript archive, with or without `module.` prefixes (removed). `prefix` selects and
-    strips a sub-network's keys (e.g. `"expert.net."` inside a Wav2LipModule checkpoint); for a whole-module
-    checkpoint (Lightning's, or a runner's model.pt) it defaults to `"net."` when such keys exist.
-    """
+def read_checkpoint(path: str | os.PathLike) -> tuple[Any, str]:
+    """(payload, how it was read) of a checkpoint file, on the CPU: ("torchscript", the loaded ScriptModule),
+    ("pickle", what `torch.load(weights_only=True)` returns) or ("pickle-restricted", the same read by the
+    restricted unpickler, for pickles holding foreign classes, which come back as `ForeignObject`s)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
     if _is_torchscript(path):
         try:
-            payload: object = torch.jit.load(str(path), map_location="cpu").state_dict()
+            return torch.jit.load(str(path), map_location="cpu"), "torchscript"
         except Exception as err:  # a broken archive surfaces as many error types
             raise CheckpointError(f"checkpoint {path}: cannot read TorchScript archive: {err}") from err
-        fmt = "torchscript"
-    else:
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
-            for reader in FOREIGN_PICKLE_READERS:
-                found = import_reader(reader)(path)
-                if found is not None:
-                    return found
-            raise CheckpointError(
-                f"checkpoint {path}: cannot be read as tensors only ({err}). A truncated download gives this "
-                "error (Wav2Lip#141); a file that pickles code objects is refused on purpose."
-            ) from err
-        fmt = "raw"
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True), "pickle"
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
+        first = err
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=restricted_pickle), (
+            "pickle-restricted"
+        )
+    except Exception as err:  # arbitrary bytes: any error means "not a checkpoint"
+        raise CheckpointError(
+            f"checkpoint {path}: cannot be read ({first}). A truncated download gives this error (Wav2Lip#141)."
+        ) from err
 
-    if not isinstance(payload, Mapping):
-        raise CheckpointError(f"checkpoint {path}: expected a dict of tensors, got {type(payload).__name__}")
-    lightning = "pytorch-lightning_version" in payload
-    if isinstance(payload.get("state_dict"), Mapping):
-        fmt = "lightning" if lightning else "dict[state_dict]"
-        payload = payload["state_dict"]
+
+def state_dict_of(payload: Any, how: str, source: str | os.PathLike) -> LoadedStateDict:
+    """Every tensor entry of a payload from `read_checkpoint`, `module.` prefixes removed, other prefixes kept.
+
+    The payload is a TorchScript module, a raw state dict, or a dict with a `state_dict` entry (Wav2Lip's training
+    checkpoints, Lightning checkpoints). `.format` says which: torchscript | raw | dict[state_dict] | lightning.
+    """
+    if how == "torchscript":
+        payload, fmt = payload.state_dict(), "torchscript"
+    else:
+        fmt = "raw"
+        if not isinstance(payload, Mapping):
+            raise CheckpointError(f"checkpoint {source}: expected a dict of tensors, got {type(payload).__name__}")
+        if isinstance(payload.get("state_dict"), Mapping):
+            fmt = "lightning" if "pytorch-lightning_version" in payload else "dict[state_dict]"
+            payload = payload["state_dict"]
     non_tensors = [k for k, v in payload.items() if not isinstance(v, torch.Tensor)]
     if non_tensors or not payload:
         raise CheckpointError(
-            f"checkpoint {path}: found no state dict (entries that are not tensors: {non_tensors[:_SHOW]}; "
+            f"checkpoint {source}: found no state dict (entries that are not tensors: {non_tensors[:_SHOW]}; "
             f"top-level keys: {list(payload)[:8]})"
         )
+    out = LoadedStateDict({_strip_dataparallel(k): v for k, v in payload.items()})
+    out.source = str(source)
+    out.format = fmt
+    return out
 
-    sd = {_strip_dataparallel(k): v for k, v in payload.items()}
+
+def load_official_state_dict(path: str | os.PathLike, *, prefix: str | None = None) -> LoadedStateDict:
+    """Read a network state dict from any supported checkpoint format, on the CPU.
+
+    Accepts a raw state dict, a dict with a `state_dict` entry, a TorchScript archive, with or without `module.`
+    prefixes (removed). `prefix` selects and strips a sub-network's keys (e.g. `"expert.net."` inside a
+    Wav2LipModule checkpoint); for a whole-module checkpoint (Lightning's, or a runner's model.pt) it defaults to
+    `"net."` when such keys exist. `prefix=""` keeps every key.
+    """
+    payload, how = read_checkpoint(path)
+    sd = state_dict_of(payload, how, path)
+    fmt = sd.format
     # a whole-module checkpoint (Lightning's, or talkbench's model.pt {"state_dict": module.state_dict()}) keeps
     # the network under "net."; official network files never use that prefix
     if (
@@ -121,7 +214,6 @@ def load_official_state_dict(path: str | os.PathLike, *, prefix: str | None = No
         sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
         if not sd:
             raise CheckpointError(f"checkpoint {path}: no key starts with {prefix!r}")
-
     out = LoadedStateDict(sd)
     out.source = str(path)
     out.format = fmt
@@ -200,3 +292,90 @@ def build_network(name: str, preset: str = "paper") -> nn.Module:
     if preset not in widths:
         raise KeyError(f"unknown preset {preset!r} for {name}; known: {', '.join(widths)}")
     return cls(width=widths[preset])
+
+
+# ----------------------------------------------------------------------------------------------- model hooks
+
+
+def fitting_presets(
+    cls: type, sd: Mapping[str, torch.Tensor], params: Mapping[str, Any] | None = None, attr: str = "net"
+) -> list[str]:
+    """The presets of model class `cls` (with `params` on top) whose network `attr` takes `sd` strictly.
+
+    Networks are built on the meta device (shapes only, no memory); a preset whose module cannot be built alone
+    (one that needs other models) is skipped.
+    """
+    preset = getattr(getattr(cls, "config_class", None), "preset", None)
+    if preset is None:
+        return []
+    fits = []
+    for name in _HINT_PRESETS:
+        try:
+            with torch.device("meta"):
+                net = getattr(cls(preset(name, **dict(params or {}))), attr)
+            check_state_dict(net, sd)
+        except Exception:  # an unbuildable or non-fitting preset is simply not a hint
+            continue
+        fits.append(name)
+    return fits
+
+
+def preset_hint(cls: type, sd: Mapping[str, torch.Tensor], params: Mapping[str, Any] | None = None) -> str:
+    """A sentence for error messages: which preset (with `params`) the checkpoint would fit."""
+    fits = fitting_presets(cls, sd, params)
+    with_params = f" with params {dict(params)}" if params else ""
+    if fits:
+        return f" It fits the {' / '.join(map(repr, fits))} preset{with_params}: run with that preset."
+    return f" It fits none of the {', '.join(map(repr, _HINT_PRESETS))} presets{with_params}."
+
+
+def checkpoint_params(cls: type, path: str | os.PathLike, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The config overrides checkpoint `path` implies for model class `cls`: the class's own
+    `checkpoint_params(path, params=...)` hook when it has one (e.g. Diffused Heads reads its motion channels and
+    audio front end from the file), else {}.
+
+    `params`: the model params the run asks for so far (a hook may need some, e.g. n_motion_frames to tell the
+    motion channels from the first layer's width). Build the module with `{**params, **returned}`: the file fixes
+    the architecture.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: no such file")
+    hook = getattr(cls, "checkpoint_params", None)
+    if hook is None:
+        return {}
+    out = dict(hook(path, params=dict(params or {})))
+    cfg_class = getattr(cls, "config_class", None)
+    if dataclasses.is_dataclass(cfg_class):
+        known = {f.name for f in dataclasses.fields(cfg_class)}
+        unknown = sorted(set(out) - known)
+        if unknown:  # a hook bug, not a user error; caught here rather than as a confusing config error later
+            raise CheckpointError(f"{cls.__name__}.checkpoint_params({path}) returned unknown params {unknown}")
+    return out
+
+
+def load_module_checkpoint(module: nn.Module, path: str | os.PathLike) -> dict[str, Any]:
+    """Load checkpoint `path` into a model's LightningModule; returns what was loaded ({"format": ..., ...}).
+
+    The module's own `load_checkpoint(path) -> dict` when it has one (every format that model knows, e.g. the
+    official Diffused Heads files); otherwise a strict load of the file's network into `module.net`. Errors name
+    the file and, on mismatched keys or shapes, the preset that would fit.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: no such file")
+    hook = getattr(module, "load_checkpoint", None)
+    if callable(hook):
+        info = dict(hook(path))
+        info.setdefault("format", "unknown")
+        return info
+    net = getattr(module, "net", None)
+    if not isinstance(net, nn.Module):
+        raise CheckpointError(f"checkpoint {path}: {type(module).__name__} has no network (`net`) to load it into")
+    sd = load_official_state_dict(path)
+    try:
+        check_state_dict(net, sd, source=str(path))
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}{preset_hint(type(module), sd)}") from err
+    net.load_state_dict(sd, strict=True)
+    return {"format": sd.format, "loaded": ["net"]}

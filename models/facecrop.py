@@ -5,8 +5,12 @@ left, right) and clipped to the frame, smoothed by a forward mean over 5 detecti
 96x96, and the model's output resized back (bilinear) and pasted into the full frame. Unlike the official
 script, frames without a detection are not an abort (Wav2Lip#163, #229): they keep no box and pass through.
 
+The box rule, padding and smoothing are data.faces.boxes, the functions preparation's `wav2lip` crop uses: a
+landmark-based detector here gives, for the same frames, the boxes a prepared corpus was cut with
+(docs/faces.md).
+
 Detectors (`DETECTORS`, picked by name):
-- `dlib`: dlib's HOG frontal face detector (no weights file; LipGAN's preprocessing detector), lazily imported;
+- `dlib`: dlib's HOG detector + 68-point predictor (data.faces.dlib: no download), boxes from the landmarks;
 - `full`: the whole frame is the face box (the synthetic corpus renders face crops, and the models trained on
   it saw whole frames);
 - `fixed`: one box (x1, y1, x2, y2) for every frame (Wav2Lip's `--box`);
@@ -24,9 +28,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from data.faces import CROPS, NO_BOX, SMOOTH_T, landmark_boxes, pad_boxes, smooth_boxes
+
+__all__ = [
+    "DETECTORS",
+    "FACE_SIZE",
+    "NO_BOX",
+    "SMOOTH_T",
+    "crop_faces",
+    "landmark_boxes",
+    "pad_boxes",
+    "paste_faces",
+    "smooth_boxes",
+]
+
 FACE_SIZE = 96
-SMOOTH_T = 5  # inference.py get_smoothened_boxes(T=5)
-NO_BOX = np.full(4, -1, np.int64)
 
 
 class FaceDetectionError(RuntimeError):
@@ -34,9 +50,14 @@ class FaceDetectionError(RuntimeError):
 
 
 class Detector(abc.ABC):
-    """Per-frame face boxes (x1, y1, x2, y2) int64 [n,4]; a row of -1 where no face was found."""
+    """Per-frame face boxes (x1, y1, x2, y2) int64 [n,4]; a row of -1 where no face was found.
+
+    `pads` is the padding a detector's boxes want when the user gives none: None for the model's own
+    (`default_pads`); landmark boxes take the `wav2lip` crop's, so they frame faces as preparation does.
+    """
 
     name = ""
+    pads: tuple[int, int, int, int] | None = None
 
     @abc.abstractmethod
     def __call__(self, frames: np.ndarray, first_index: int = 0) -> np.ndarray:
@@ -44,29 +65,23 @@ class Detector(abc.ABC):
 
 
 class DlibDetector(Detector):
-    """dlib's HOG frontal face detector on each RGB frame; the largest box (LipGAN preprocess.py)."""
+    """dlib's HOG detector + 68-point predictor on each RGB frame (the largest face), boxed by the landmark rule:
+    the landmarks preparation's `dlib` source finds, so the boxes are those of a corpus prepared with it."""
 
     name = "dlib"
+    pads = CROPS["wav2lip"].pads
 
-    def __init__(self, upsample: int = 1) -> None:
+    def __init__(self) -> None:
+        from data.faces.dlib import DlibFaceLandmarker, FaceModelError
+
         try:
-            import dlib
-        except ImportError as err:
-            raise FaceDetectionError(
-                "face detector 'dlib' needs the dlib package: `pip install dlib-bin` (or choose --detector "
-                "full / fixed / landmarks)"
-            ) from err
-        self._detect = dlib.get_frontal_face_detector()
-        self.upsample = int(upsample)
+            self._landmarker = DlibFaceLandmarker()
+        except FaceModelError as err:
+            msg = f"face detector 'dlib': {err} (or choose --detector full / fixed / landmarks)"
+            raise FaceDetectionError(msg) from err
 
     def __call__(self, frames: np.ndarray, first_index: int = 0) -> np.ndarray:
-        out = np.tile(NO_BOX, (len(frames), 1))
-        for i, frame in enumerate(frames):
-            rects = self._detect(np.ascontiguousarray(frame), self.upsample)
-            if len(rects):
-                r = max(rects, key=lambda r: r.width() * r.height())
-                out[i] = [r.left(), r.top(), r.right(), r.bottom()]
-        return out
+        return landmark_boxes(self._landmarker.landmarks(frames))
 
 
 class FullFrameDetector(Detector):
@@ -89,22 +104,9 @@ class FixedBoxDetector(Detector):
         return np.tile(self.box, (len(frames), 1))
 
 
-def landmark_boxes(landmarks: np.ndarray) -> np.ndarray:
-    """Face boxes from iBUG-68 landmarks [T,68,2]: jaw width, brows to chin, extended up by 20 % of that
-    height for the forehead (S3FD boxes include it); -1 rows where landmarks are NaN."""
-    lm = np.asarray(landmarks, np.float64)
-    out = np.tile(NO_BOX, (len(lm), 1))
-    ok = np.isfinite(lm).all(axis=(1, 2))
-    if ok.any():
-        x1, y1 = lm[ok, :, 0].min(1), lm[ok, :, 1].min(1)
-        x2, y2 = lm[ok, :, 0].max(1), lm[ok, :, 1].max(1)
-        y1 = y1 - 0.2 * (y2 - y1)
-        out[ok] = np.stack([np.floor(x1), np.floor(y1), np.ceil(x2), np.ceil(y2)], 1).astype(np.int64)
-    return out
-
-
 class LandmarksDetector(Detector):
     name = "landmarks"
+    pads = CROPS["wav2lip"].pads
 
     def __init__(self, path: str | os.PathLike) -> None:
         path = Path(path)
@@ -135,34 +137,6 @@ DETECTORS: dict[str, Callable[..., Detector]] = {
     "fixed": FixedBoxDetector,
     "landmarks": LandmarksDetector,
 }
-
-
-def pad_boxes(boxes: np.ndarray, pads: Sequence[int], width: int, height: int) -> np.ndarray:
-    """inference.py: y1 -= top, y2 += bottom, x1 -= left, x2 += right, clipped to the frame; -1 rows kept."""
-    top, bottom, left, right = (int(p) for p in pads)
-    out = np.asarray(boxes, np.int64).copy()
-    ok = out[:, 0] >= 0
-    out[ok] += np.array([-left, -top, right, bottom])
-    out[ok] = np.clip(out[ok], 0, [width, height, width, height])
-    bad = ok & ((out[:, 2] <= out[:, 0]) | (out[:, 3] <= out[:, 1]))
-    out[bad] = NO_BOX
-    return out
-
-
-def smooth_boxes(boxes: np.ndarray, t: int = SMOOTH_T) -> np.ndarray:
-    """inference.py get_smoothened_boxes: each box = mean of itself and the next t-1 (fewer at the end).
-
-    Only runs of consecutive detected frames are averaged together, so a face-less frame never pulls a box.
-    """
-    boxes = np.asarray(boxes, np.int64)
-    out = boxes.copy()
-    ok = boxes[:, 0] >= 0
-    for i in np.flatnonzero(ok):
-        j = i + 1
-        while j < min(i + t, len(boxes)) and ok[j]:
-            j += 1
-        out[i] = np.round(boxes[i:j].mean(axis=0)).astype(np.int64)
-    return out
 
 
 def crop_faces(frames: np.ndarray, boxes: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:

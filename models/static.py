@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,7 @@ class StaticFrameModel(L.LightningModule):
         audio: np.ndarray,
         *,
         pose_prior: np.ndarray | None = None,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
     ) -> np.ndarray:
         """uint8 [B,H,W,3] identity, float32 [B,N] audio -> uint8 [B,T,H,W,3]; pose_prior and seed are unused."""
         identity = np.asarray(identity)

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import abc
 import importlib
-import importlib.util
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from data.faces import dlib as face_dlib
+from data.faces.dlib import reference_grey
 from metrics.base import ClipMetric, ClipScoreError, EvalSample
 
 LANDMARK_BACKENDS: dict[str, str] = {
@@ -70,40 +71,30 @@ def file_sha256(path: Path) -> str:
     return _sha256_cached(str(path), st.st_size, st.st_mtime)
 
 
+# The dlib code lives in the data layer (data.faces.dlib), which preparation and `bench generate` share; these
+# wrappers give the metrics their own error type.
+
+
 def face_models_dir() -> Path:
-    """The folder of dlib model files installed by `face-recognition-models` (located without pkg_resources,
-    which setuptools >= 82 no longer ships and the package's own __init__ imports)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or spec.origin is None:
-        raise LandmarkError(
-            "the dlib model files come from the face-recognition-models package: "
-            "pip install face-recognition-models dlib-bin"
-        )
-    return Path(spec.origin).parent / "models"
+    """The folder of dlib model files installed by `face-recognition-models` (data.faces.dlib)."""
+    try:
+        return face_dlib.face_models_dir()
+    except face_dlib.FaceModelError as err:
+        raise LandmarkError(str(err)) from None
 
 
 def dlib_model_path(file: str) -> Path:
-    path = face_models_dir() / file
-    if not path.is_file():
-        raise LandmarkError(f"{path}: dlib model file missing; reinstall face-recognition-models")
-    return path
+    try:
+        return face_dlib.dlib_model_path(file)
+    except face_dlib.FaceModelError as err:
+        raise LandmarkError(str(err)) from None
 
 
 def import_dlib():
     try:
-        import dlib
-    except ImportError as err:
-        raise LandmarkError(f"the dlib backends need dlib: pip install dlib-bin ({err})") from err
-    return dlib
-
-
-def reference_grey(frame: np.ndarray) -> np.ndarray:
-    """uint8 grey frame as blink-detector makes it: skimage `img_as_ubyte(rgb2gray(frame))` (ITU-R 709 weights;
-    cv2's 601 weights move dlib's points enough to change which EAR drops pass the threshold)."""
-    from skimage import img_as_ubyte
-    from skimage.color import rgb2gray
-
-    return img_as_ubyte(rgb2gray(frame))
+        return face_dlib.import_dlib()
+    except face_dlib.FaceModelError as err:
+        raise LandmarkError(str(err)) from None
 
 
 def check_video(video: np.ndarray) -> np.ndarray:
@@ -138,31 +129,34 @@ class LandmarkBackend(abc.ABC):
 
 
 class DlibLandmarks(LandmarkBackend):
-    """dlib HOG detector + 68-point shape predictor (blink-detector's procedure; see the module docstring)."""
+    """dlib HOG detector + 68-point shape predictor (blink-detector's procedure; see the module docstring).
+
+    The detector and predictor are data.faces.dlib's; what is the metrics' own is the policy for frames
+    without a detection (the previous frame's box) and the first detection taken in a frame."""
 
     name = "dlib"
 
     def __init__(self, upsample: int = 0, predictor: str | None = None) -> None:
         super().__init__()
-        dlib = import_dlib()
-        path = Path(predictor) if predictor else dlib_model_path("shape_predictor_68_face_landmarks.dat")
-        if not path.is_file():
-            raise LandmarkError(f"{path}: no such dlib shape predictor file")
-        self.detector = dlib.get_frontal_face_detector()
-        self.predictor = dlib.shape_predictor(str(path))
-        self.upsample = int(upsample)
+        try:
+            self.core = face_dlib.DlibFaceLandmarker(upsample=upsample, predictor=predictor)
+        except face_dlib.FaceModelError as err:
+            raise LandmarkError(str(err)) from None
+        self.detector = self.core.detector
+        self.predictor = self.core.predictor
+        self.upsample = self.core.upsample
         self.info.update(
             arch="dlib HOG frontal_face_detector + shape_predictor 68",
-            weights=path.name,
-            sha256=file_sha256(path),
+            weights=self.core.path.name,
+            sha256=file_sha256(self.core.path),
             status="official",
             upsample=self.upsample,
-            dlib=dlib.__version__,
+            dlib=self.core.version,
         )
 
     def boxes(self, greys: list[np.ndarray]) -> list:
         """One dlib rectangle per frame (previous box where none is found; first box before the first)."""
-        found = [self.detector(g, self.upsample) for g in greys]
+        found = [self.core.detect(g) for g in greys]
         first = next((r[0] for r in found if len(r)), None)
         if first is None:
             raise ClipScoreError(f"dlib's HOG detector found no face in any of the {len(greys)} frames")
@@ -176,8 +170,7 @@ class DlibLandmarks(LandmarkBackend):
         greys = [reference_grey(f) for f in check_video(video)]
         out = np.zeros((len(greys), 68, 2), np.float32)
         for t, (g, box) in enumerate(zip(greys, self.boxes(greys))):
-            shape = self.predictor(g, box)
-            out[t] = [(p.x, p.y) for p in shape.parts()]
+            out[t] = self.core.shape(g, box)
         return out
 
 

@@ -17,3 +17,14 @@ def generation_inputs(identity, audio, pose_prior=None) -> tuple[np.ndarray, np.
     if pose_prior is not None and len(pose_prior) != identity.shape[0]:
         raise ValueError(f"pose_prior has {len(pose_prior)} videos for a batch of {identity.shape[0]}")
     return identity, audio
+
+
+def clip_seeds(seed, batch: int) -> list[int]:
+    """One seed per clip of a batch: `seed + b` for an int (so clips generated together draw what each would
+    alone with its own seed), or the given sequence, one seed per clip (the runner passes run.seed + i)."""
+    if isinstance(seed, int | np.integer):
+        return [int(seed) + b for b in range(batch)]
+    seeds = [int(s) for s in seed]
+    if len(seeds) != batch:
+        raise ValueError(f"seed has {len(seeds)} values for a batch of {batch}")
+    return seeds

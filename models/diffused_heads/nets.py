@@ -1,4 +1,4 @@
-"""Diffused Heads networks: the conditional UNet and the per-frame audio encoder.
+"""Diffused Heads networks: the conditional UNet (the audio front ends are in models/common/audio_frontends.py).
 
 The UNet follows the official code (MStypulkowski/diffused-heads, `train` branch @2838e57, models/unet.py and
 models/blocks.py; facts in shared/reference/official_repos.md section 4.2), a simplified guided-diffusion UNet:
@@ -23,11 +23,14 @@ TorchScript archive of the official UNet is a drop-in backend, and this UNet scr
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# the per-frame mel encoder is an audio front end (models/common/audio_frontends.py); importable from here as before
+from models.common.audio_frontends import MEL_COLUMNS, AudioEncoderConfig, MelFrameEncoder  # noqa: F401
 
 
 @dataclass
@@ -297,47 +300,3 @@ class IdentityResidual(nn.Module):
     ) -> torch.Tensor:
         out = self.net(x, timesteps, x_cond, motion_frames, audio_emb)
         return torch.cat([out[:, :3] + x_cond, out[:, 3:]], dim=1)
-
-
-# ------------------------------------------------------------------------------------------------ audio encoder
-
-MEL_COLUMNS = 16  # 0.2 s of 80-per-second mel columns: the span of the official SDA encoder's 3,200-sample window
-
-
-@dataclass
-class AudioEncoderConfig:
-    """Per-frame audio encoder over Wav2Lip-style log-mel windows (80 bins x 16 columns = 0.2 s per frame)."""
-
-    out_dim: int = 256  # the UNet's audio_dim (official: 256 = model_channels)
-    width: int = 128
-    n_mels: int = 80
-    columns: int = MEL_COLUMNS
-    kernel: tuple[int, ...] = field(default_factory=lambda: (3, 3, 3))
-
-
-class MelFrameEncoder(nn.Module):
-    """(B, 80, 16) log-mel window centred on a video frame -> (B, out_dim) embedding.
-
-    Stands in for the official TorchScript SDA encoder (a recurrent encoder over 0.2 s raw-audio windows, not
-    trainable from the released files): same span per frame, same output size, trained jointly with the UNet.
-    """
-
-    def __init__(self, cfg: AudioEncoderConfig | None = None) -> None:
-        super().__init__()
-        cfg = cfg or AudioEncoderConfig()
-        self.cfg = cfg
-        layers: list[nn.Module] = []
-        cin = cfg.n_mels
-        length = cfg.columns
-        for k in cfg.kernel:
-            layers += [nn.Conv1d(cin, cfg.width, k, padding=k // 2), nn.GroupNorm(8, cfg.width), nn.SiLU()]
-            if length >= 4:
-                layers.append(nn.AvgPool1d(2))
-                length //= 2
-            cin = cfg.width
-        self.conv = nn.Sequential(*layers)
-        self.proj = nn.Linear(cfg.width * length, cfg.out_dim)
-
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        h = self.conv(mel)
-        return self.proj(h.flatten(1))

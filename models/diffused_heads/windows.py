@@ -1,11 +1,15 @@
 """Training samples for Diffused Heads (official datasets/datasets.py, reference/official_repos.md section 4.4).
 
-Item: a ground-truth frame, an identity frame (random frame of the same clip in training, as `identity_frame:
-random`), the `n_motion_frames` frames right before the ground truth (the identity frame pads before the clip
-start), log-mel windows of frames gt-m .. gt+m (edge-clamped), and the mouth landmarks (48-67) of the target frame
-and of the identity frame (the official loader reads the identity frame's; `lip_landmarks` picks which the loss
-uses). Frames are resized once per clip to the model's internal size and kept as uint8; colour conversion to
-[-1, 1] happens here, at the model boundary (SPEC section 1).
+Item: a ground-truth frame and an identity frame (with `identity_frame: random`, two different random frames of
+the clip, as the official `np.random.choice(n, 2, replace=False)`; with `first`, frame 0 and a later one), the
+`n_motion_frames` frames right before the ground truth (the identity frame pads before the clip start), the audio
+front end's per-frame features of frames gt-m .. gt+m (edge-clamped), and the mouth landmarks (48-67) of the target
+frame and of the identity frame (the official loader reads the identity frame's; `lip_landmarks` picks which the
+loss uses). Audio features are computed once per clip (models/common/audio_frontends.py: log-mel windows for
+`mel`, the frozen SDA embeddings, cached per clip, for `sda`); a clip is cut to the shorter of its video and its
+per-frame audio, as the official loader's `min(len(audio_emb), len(video))`. Frames are resized once per clip to
+the model's internal size and kept as uint8; colour conversion to [-1, 1] happens here, at the model boundary
+(SPEC section 1).
 """
 
 from __future__ import annotations
@@ -17,24 +21,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from data.audio import MELS_PER_FRAME, wav2lip_melspectrogram
 from data.clip import Clip
 from data.windows import WINDOWS, SeededItems
-from models.diffused_heads.nets import MEL_COLUMNS
+from models.common.audio_frontends import audio_feature_extractor
 
 MOUTH = slice(48, 68)  # iBUG-68 mouth points
-
-
-def frame_mel_windows(audio: np.ndarray, n_frames: int, columns: int = MEL_COLUMNS) -> np.ndarray:
-    """float32 [n_frames, 80, columns]: the log-mel columns centred on each video frame (edge-padded)."""
-    mel = wav2lip_melspectrogram(audio)
-    half = columns // 2
-    padded = np.pad(mel, ((0, 0), (half, half + columns)), mode="edge")
-    out = np.empty((n_frames, mel.shape[0], columns), np.float32)
-    for f in range(n_frames):
-        centre = int(round((f + 0.5) * MELS_PER_FRAME))  # the middle of frame f's 40 ms
-        out[f] = padded[:, centre : centre + columns]
-    return out
 
 
 def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
@@ -69,6 +60,8 @@ class DiffusedHeadsWindows(SeededItems, Dataset):
         n_motion_frames: int = 2,
         n_audio_motion_embs: int = 2,
         identity_frame: str = "random",
+        audio_frontend: str = "mel",
+        audio_frontend_weights: str | None = None,
         length: int | None = None,
         fixed: bool = False,
         seed: int = 0,
@@ -81,8 +74,9 @@ class DiffusedHeadsWindows(SeededItems, Dataset):
         self.identity_frame = identity_frame
         self.fixed = bool(fixed)
         self.seed = int(seed)
+        audio_features = audio_feature_extractor(audio_frontend, audio_frontend_weights)
         self.frames: list[np.ndarray] = []
-        self.mels: list[np.ndarray] = []
+        self.audio: list[np.ndarray] = []
         self.mouths: list[np.ndarray] = []
         self.clip_ids: list[str] = []
         for clip in clips:
@@ -90,10 +84,14 @@ class DiffusedHeadsWindows(SeededItems, Dataset):
                 raise ValueError(f"clip {clip.clip_id}: Diffused Heads' lip loss needs landmarks; this clip has none")
             if clip.num_frames < 2:
                 continue
+            feats = audio_features(clip.audio)
+            n = min(clip.num_frames, len(feats))
+            if n < 2:
+                continue
             scale = np.array([self.size / clip.video.shape[2], self.size / clip.video.shape[1]], np.float32)
-            self.frames.append(resize_frames(clip.video, self.size))
-            self.mels.append(frame_mel_windows(clip.audio, clip.num_frames))
-            self.mouths.append((clip.landmarks[:, MOUTH] * scale).astype(np.float32))
+            self.frames.append(resize_frames(clip.video[:n], self.size))
+            self.audio.append(np.ascontiguousarray(feats[:n]))
+            self.mouths.append((clip.landmarks[:n, MOUTH] * scale).astype(np.float32))
             self.clip_ids.append(clip.clip_id)
         if not self.frames:
             raise ValueError("DiffusedHeadsWindows: no clip with at least 2 frames")
@@ -107,11 +105,14 @@ class DiffusedHeadsWindows(SeededItems, Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = self._generator(index)
         c = int(rng.integers(len(self.frames)))
-        frames, mels, mouths = self.frames[c], self.mels[c], self.mouths[c]
+        frames, audio, mouths = self.frames[c], self.audio[c], self.mouths[c]
         n = len(frames)
-        ident = 0 if self.identity_frame == "first" else int(rng.integers(n))
-        # with the first frame as identity the target is >= 1, as officially
-        gt = int(rng.integers(1 if self.identity_frame == "first" else 0, n))
+        if self.identity_frame == "first":
+            ident, gt = 0, int(rng.integers(1, n))  # the target is >= 1, as officially
+        else:  # two different frames
+            ident = int(rng.integers(n))
+            gt = int(rng.integers(n - 1))
+            gt += gt >= ident
         motion_ids = [gt - k for k in range(self.n_motion, 0, -1)]
         motion = np.stack([frames[i] if i >= 0 else frames[ident] for i in motion_ids])
         audio_ids = [min(max(gt + d, 0), n - 1) for d in range(-self.m, self.m + 1)]
@@ -119,7 +120,8 @@ class DiffusedHeadsWindows(SeededItems, Dataset):
             "x0": to_model(frames[gt]),
             "identity": to_model(frames[ident]),
             "motion": to_model(motion),  # (n_motion, 3, S, S); grayscale is taken in the module
-            "mels": torch.from_numpy(np.ascontiguousarray(mels[audio_ids])),  # (2m+1, 80, 16)
+            # (2m+1, *features): (2m+1, 80, 16) log-mel windows (mel) or (2m+1, 256) embeddings (sda)
+            "audio_features": torch.from_numpy(np.ascontiguousarray(audio[audio_ids])),
             "mouth": torch.from_numpy(mouths[gt]),
             "mouth_identity": torch.from_numpy(mouths[ident]),
         }

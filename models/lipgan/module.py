@@ -10,6 +10,24 @@ Contrastive loss margin 1.0, in-sync label 0. Adam lr 1e-4 for both (train.py). 
 optimizer steps in `max_steps` (two per batch).
 
 This is a re-implementation ("LipGAN (re-impl.)" in results): no PyTorch LipGAN exists.
+
+Paper preset vs the official code (table: docs/official_recipes.md; pinned by tests/models/test_lipgan.py).
+Equal: LipGAN:train.py (master) residual model, 12x35 MATLAB MFCC, batch_size 96 per GPU (one device here),
+lr 1e-4 for G, D and the combined model, Keras Adam betas (0.9, 0.999), loss_weights [1.0, 0.01], margin 1.0,
+audio rolled by 10 for off-sync pairs, reference >= 6 frames away, clips < 12 frames skipped, 96x96 BGR, fp32;
+the Keras layer numerics (BN momentum 0.8 / eps 1e-3, TF "same" padding, keras-contrib InstanceNorm) are
+ported exactly in nets.py. Different:
+- step budget: train.py --epochs 20,000,000 (no stop), so ours from the paper's ~20 epochs: ~2.25M
+  training images (LRS2 train, ~29 h at 25 fps, one image per 40 ms window, frames - 7 per video) x 20 / 96
+  = ~470,000 batches = max_steps 940,000 (G + D steps).
+- validation: train.py has none (it saves gen/disc/comb.h5 every 1,000 batches); ours every 2,000 batches on
+  100, for monitoring only.
+- D updates: train.py makes two Keras train_on_batch calls per batch (one negative kind, then real in-sync),
+  i.e. two Adam steps; here one Adam step on their sum.
+- D's fake negatives: train.py takes them from gen.predict (BatchNorm with moving statistics); here from the
+  generator's training-mode forward that the G step also uses.
+- Adam epsilon: Keras 2.2.4 K.epsilon() 1e-7 added to sqrt(v) before bias correction; torch 1e-8 after it.
+- the paper's text gives batch 512 on 4 GPUs and lr 1e-3; train.py (96 per GPU, 1e-4) is used here.
 """
 
 from __future__ import annotations
@@ -58,6 +76,7 @@ class LipGANConfig:
 
 
 LIPGAN_PRESETS: dict[str, dict[str, Any]] = {
+    # the dataclass defaults (official values; differences listed in the module docstring)
     "paper": {},
     "tiny": {
         "width": PRESET_WIDTHS["tiny"],
@@ -78,6 +97,7 @@ class LipGANModule(L.LightningModule):
     """
 
     window_kind = "lipgan"
+    crop = "wav2lip"  # data.faces crop: the 96 px face box (LipGAN preprocess.py: dlib box resized to 96)
     trainable = True
     config_class = LipGANConfig
     default_pads = (0, 0, 0, 0)  # batch_inference.py --pads default
@@ -181,7 +201,7 @@ class LipGANModule(L.LightningModule):
         audio: np.ndarray,
         *,
         pose_prior: np.ndarray | Sequence[np.ndarray] | None = None,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
         boxes: np.ndarray | Sequence[np.ndarray] | None = None,
     ) -> np.ndarray:
         """Redraw the mouth of `pose_prior` (or of `identity` repeated) to follow `audio`.

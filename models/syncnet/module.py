@@ -1,4 +1,20 @@
-"""LightningModule training Wav2Lip's lip-sync expert (Wav2Lip:color_syncnet_train.py)."""
+"""LightningModule training Wav2Lip's lip-sync expert (Wav2Lip:color_syncnet_train.py).
+
+Paper preset vs the official code (table: docs/official_recipes.md; pinned by tests/models/test_syncnet.py).
+Equal: width 1.0 (lipsync_expert.pth loads), Wav2Lip:hparams.py syncnet_batch_size 64 and syncnet_lr 1e-4,
+torch Adam default betas, BCE on the cosine, 50/50 positives / negatives with any other window of the clip as a
+negative (`negative_min_shift=1`), syncnet_eval_interval 10,000 and no eval at step 1, eval-mode BN during
+eval, fp32. Different:
+- step budget: hparams.py nepochs 2e17 (README: stop at eval loss ~0.25), so ours: max_steps 700,000, the
+  maintainer's "around 700K steps are necessary for LRS2" at batch 64 (Wav2Lip#122); the released
+  lipsync_expert.pth reports ~2,450 epochs (Wav2Lip#416).
+- eval size: color_syncnet_train.py eval_model makes one pass over the val loader (its `step > 1400` cap is
+  never reached): LRS2's 1,082 val videos / 64 = 17 batches, so limit_val_batches 17 (LRS2-specific).
+- eval items: the official loader draws new random windows each eval; ours are a fixed seeded set.
+- clip length: color_syncnet_train.py skips videos with <= 15 frames (3 * syncnet_T); data/windows.py needs 6.
+- checkpoints: color_syncnet_train.py keeps one at step 1 and every 10,000 steps; the runner keeps last.ckpt.
+- the Wav2Lip paper's text gives lr 1e-3; hparams.py (and the maintainer, Wav2Lip#55) 1e-4, used here.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +47,7 @@ class SyncNetExpertConfig:
 
 
 SYNC_EXPERT_PRESETS: dict[str, dict[str, Any]] = {
+    # the dataclass defaults (official values; differences listed in the module docstring)
     "paper": {},
     # CPU minutes on the synthetic corpus (measurements in models/wav2lip/module.py's docstring): a higher lr
     # and negatives >= 2 frames away get the held-out BCE below 0.5 in ~200 steps
@@ -47,6 +64,7 @@ class SyncNetExpertModule(L.LightningModule):
     """
 
     window_kind = "sync_expert"
+    crop = "wav2lip"  # data.faces crop: the 96 px face box its Wav2Lip generator is trained on
     trainable = True
     config_class = SyncNetExpertConfig
 

@@ -30,6 +30,19 @@ stayed closed after ~400 steps.
 Stage 2 (section 3.2): x0-prediction MSE on windows of normalised motion latents, condition dropout 0.1 for
 audio, gaze, distance and emotion and 0.5 for the previous window (motion and audio together, so the model
 knows the first window), random truncation of the audio tail. Sampling: process.py.
+
+Paper presets vs VASA-1 (no official code: what its sections 3.2 and 4 state; table and reasons in
+docs/official_recipes.md; pinned by tests/models/test_vasa.py). Equal: 8 layers, d 512, 8 heads (~29M; 27.6M
+here), x0 prediction, condition dropout 0.1 / 0.5 (previous window), audio-tail cuts, 50 steps, CFG lambda_A
+0.5 and lambda_g 1.0 only, mean head distance, empty emotion. Different:
+- audio features: wav2vec2 in VASA-1, log-mel here (no wav2vec2 weights in this project).
+- default gaze: forward-facing in VASA-1, the training mean here (our landmark gaze label has no known
+  "forward" value on real video).
+- stage 1: 512x512, ~200M parameters, MegaPortraits' losses + ArcFace in VASA-1; 256x256, ~61M, the losses
+  above, the landmark head (gaze / distance labels where a corpus has none) and the image path here.
+- not published, so ours: W / K, diffusion steps and schedule, optimisers, learning rates, batch sizes, loss
+  weights, dropout, truncation probability, validation, step budgets (VASA-1 gives only ~7 days (face model)
+  and ~3 days (diffusion transformer) on 4x RTX A6000): max_steps 500,000 (stage 1) and 300,000 (stage 2).
 """
 
 from __future__ import annotations
@@ -37,7 +50,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +61,7 @@ import torch.nn.functional as F
 
 from data.clip import frames_for_audio
 from models.common.config import from_preset, to_config
-from models.common.inputs import generation_inputs
+from models.common.inputs import clip_seeds, generation_inputs
 from models.common.steps import log_losses
 from models.vasa import windows  # noqa: F401  registers the "vasa_face" / "vasa_motion" window kinds
 from models.vasa.face_latent import POSE_DIM, FaceLatentNet
@@ -102,6 +115,7 @@ class VasaFaceConfig:
 
 
 VASA_FACE_PRESETS: dict[str, dict[str, Any]] = {
+    # the dataclass defaults (how they differ from VASA-1: the module docstring)
     "paper": {},
     # CPU minutes on a shared 2-core machine: 32x32 faces (generate() resizes back), a 16x16x4 volume, and no
     # cross-identity term (it costs a third encoded frame, a fifth decoded image and the embedder)
@@ -137,6 +151,7 @@ class VasaFaceModule(L.LightningModule):
     """
 
     window_kind = "vasa_face"
+    crop = "vasa"  # data.faces crop: the aligned head at the face model's paper resolution
     trainable = True
     config_class = VasaFaceConfig
 
@@ -244,7 +259,8 @@ class VasaConfig:
 
     window / context (W, K): VASA-1 does not state them; 50 / 10 frames (2 s / 0.4 s at 25 fps) here.
     gaze (theta, phi) radians, distance (see models/vasa/windows.py for both units), emotion [emotion_dim]:
-    null = the paper's defaults (training mean gaze and distance, empty emotion offset).
+    null = training mean gaze and distance, empty emotion offset (VASA-1: forward-facing gaze, mean distance,
+    empty emotion; the module docstring says why the gaze default differs).
     """
 
     face_preset: str = "paper"  # the stage-1 preset to build when no trained face model is passed
@@ -288,6 +304,7 @@ class VasaConfig:
 
 
 VASA_PRESETS: dict[str, dict[str, Any]] = {
+    # the dataclass defaults (how they differ from VASA-1: the module docstring)
     "paper": {},
     "tiny": {
         "face_preset": "tiny",
@@ -312,6 +329,7 @@ class VasaModule(L.LightningModule):
     """
 
     window_kind = "vasa_motion"
+    crop = "vasa"  # the framing of its face model (stage 1)
     trainable = True
     config_class = VasaConfig
     label = LABEL
@@ -474,7 +492,7 @@ class VasaModule(L.LightningModule):
 
     @torch.no_grad()
     def motion_iter(
-        self, audio: np.ndarray, *, seed: int = 0, gaze=None, distance=None, emotion=None
+        self, audio: np.ndarray, *, seed: int | Sequence[int] = 0, gaze=None, distance=None, emotion=None
     ) -> Iterator[torch.Tensor]:
         """Denormalised motion latents [B, n, 6+Z], window by window, for audio float32 [B, N]."""
         if not bool(self.stats_ready):
@@ -482,7 +500,7 @@ class VasaModule(L.LightningModule):
         feature_fn, _ = AUDIO_FEATURES[self.cfg.audio_features]
         feats = torch.from_numpy(np.stack([feature_fn(a) for a in audio])).to(self.device)
         g, d, e = self._controls(len(audio), gaze, distance, emotion)
-        gen = torch.Generator().manual_seed(int(seed))
+        gens = [torch.Generator().manual_seed(s) for s in clip_seeds(seed, len(audio))]
         for x in iter_motion_windows(
             self.net,
             self.schedule,
@@ -492,7 +510,7 @@ class VasaModule(L.LightningModule):
             e,
             steps=self.cfg.sample_steps,
             scales=self.cfg.guidance(),
-            generator=gen,
+            generator=gens,
         ):
             yield self._denorm("motion", x)
 
@@ -516,7 +534,14 @@ class VasaModule(L.LightningModule):
         return out
 
     def stream(
-        self, identity: np.ndarray, audio: np.ndarray, *, seed: int = 0, gaze=None, distance=None, emotion=None
+        self,
+        identity: np.ndarray,
+        audio: np.ndarray,
+        *,
+        seed: int | Sequence[int] = 0,
+        gaze=None,
+        distance=None,
+        emotion=None,
     ) -> Iterator[np.ndarray]:
         """Streaming mode: yield uint8 [B, n, H, W, 3] window by window (n = W frames, fewer for the last)."""
         identity, audio = self._check_inputs(identity, audio)
@@ -536,7 +561,7 @@ class VasaModule(L.LightningModule):
         audio: np.ndarray,
         *,
         pose_prior: np.ndarray | None = None,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
         gaze: tuple[float, float] | None = None,
         distance: float | None = None,
         emotion: list[float] | None = None,

@@ -17,7 +17,7 @@ its 0.5 dropout). The last window's audio past the clip's end is null, as in tra
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -78,11 +78,17 @@ def sample_window(
     cond: MotionConditions,
     steps: int,
     scales: Mapping[str, float],
-    generator: torch.Generator,
+    generator: torch.Generator | Sequence[torch.Generator],
 ) -> torch.Tensor:
-    """One window [B, W, M] of (normalised) motion latents by DDIM with CFG."""
+    """One window [B, W, M] of (normalised) motion latents by DDIM with CFG. `generator`: one for the batch, or
+    one per sample (what sample b draws then does not depend on the rest of the batch)."""
     b = cond.audio.shape[0]
-    x = torch.randn(b, net.window, net.motion_dim, generator=generator).to(cond.audio.device)
+    shape = (net.window, net.motion_dim)
+    if isinstance(generator, torch.Generator):
+        x = torch.randn(b, *shape, generator=generator)
+    else:
+        x = torch.stack([torch.randn(*shape, generator=g) for g in generator])
+    x = x.to(cond.audio.device)
     ts = schedule.ddim_timesteps(steps)
     for i, t in enumerate(ts):
         x0 = guided_x0(net, x, torch.full((b,), t, device=x.device, dtype=torch.long), cond, scales)
@@ -100,7 +106,7 @@ def iter_motion_windows(
     *,
     steps: int = 50,
     scales: Mapping[str, float],
-    generator: torch.Generator,
+    generator: torch.Generator | Sequence[torch.Generator],
 ) -> Iterator[torch.Tensor]:
     """Streaming: yield motion [B, n, M] window by window (n = W, fewer for the last) for audio [B, T, A].
 

@@ -7,6 +7,18 @@ Adam lr 1e-4, betas (0.5, 0.999). Each batch takes one G step then one D step, i
 
 Lightning counts every optimizer step in manual optimization, so `trainer.max_steps` counts G and D steps
 together: a budget of N batches is `max_steps = 2 N` (configs/models/wav2lip_gan.yaml does this).
+`val_every_n_steps` (Lightning's val_check_interval) counts batches, so 3000 is hparams.eval_interval as is.
+
+Paper preset vs the official code (table: docs/official_recipes.md; pinned by tests/models/test_wav2lip_gan.py).
+Equal: the values above, Wav2Lip:hparams.py batch_size 16, eval every 3,000 batches and none at step 1
+(hq_wav2lip_train.py, unlike wav2lip_train.py), mel alignment, fp32. Different:
+- step budget: hparams.py nepochs 2e17 (README: "~2 days"), so ours: the released wav2lip_gan.pth was saved at
+  global_step 258,000, epoch 88 (Wav2Lip#253), i.e. max_steps 516,000 (G + D steps).
+- eval size: hq_wav2lip_train.py eval_model makes one pass over the val loader (its `step > 300` cap is never
+  reached): LRS2's 1,082 val videos / batch 16 = 68 batches, so limit_val_batches 68 (LRS2-specific).
+- the frozen expert's BatchNorm, fixed eval items, the 15-frame clip minimum and checkpoint cadence differ as
+  for Wav2LipModule (models/wav2lip/module.py).
+- the paper's text says batch 80; hq_wav2lip_train.py uses hparams.batch_size 16, which is used here.
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ class Wav2LipGANConfig(Wav2LipConfig):
 
 
 WAV2LIP_GAN_PRESETS: dict[str, dict[str, Any]] = {
+    # the dataclass defaults (official values; differences listed in the module docstring)
     "paper": {},
     # Wav2Lip's tiny settings (see models/wav2lip/module.py) with the GAN's sync weight on from the start,
     # because the official gate does not open within a few CPU minutes.

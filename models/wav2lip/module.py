@@ -5,6 +5,22 @@ below 0.75, then 0.01 (SPEC section 4, reference/official_repos.md 2.5). The exp
 the official script, kept in eval mode (`expert_train_mode_bn=True` reproduces the official train-mode
 BatchNorm, which also lets the expert's running statistics drift with the generator's outputs).
 
+Paper preset vs the official code (table: docs/official_recipes.md; pinned by tests/models/test_wav2lip.py).
+Equal: width 1.0, Wav2Lip:hparams.py batch_size 16 and initial_learning_rate 1e-4, torch Adam default betas,
+sync weight 0 -> 0.01 once eval sync loss < 0.75 (never back), training mel alignment (`mel_frame_offset=-1`,
+get_segmented_mels), hparams.eval_interval 3000, fp32, inference.py wav2lip_batch_size 128. Different:
+- step budget: hparams.py nepochs 2e17 (stopped by hand; README: eval sync loss ~0.2, "< 1 day"), so the budget
+  is ours: max_steps 250,000 = the global_step users read in the released wav2lip.pth (Wav2Lip#53, approximate).
+- eval size: wav2lip_train.py eval_model stops after 701 batches (`step > 700`, cycling the val loader);
+  limit_val_batches 701, but our pass ends at the end of the val windows when there are fewer.
+- no eval after step 1: wav2lip_train.py also evaluates at global_step 1, which only matters if the untrained
+  generator already scores < 0.75; Lightning validates every val_every_n_steps batches only.
+- expert BatchNorm: wav2lip_train.py never calls syncnet.eval() (train-mode BN); eval mode here, see above.
+- eval items: wav2lip_train.py draws new random windows each eval; ours are a fixed seeded set, so evals compare.
+- clip length: wav2lip_train.py skips videos with <= 15 frames (3 * syncnet_T); data/windows.py needs 6.
+- checkpoints: wav2lip_train.py keeps one every 3,000 steps with sample collages; the runner keeps last.ckpt.
+- the paper's text says batch 80 and hparams.py's comment a sync weight of 0.03; the code (16, 0.01) is used.
+
 Tiny preset, measured on the synthetic corpus (96x96, medium difficulty, 5 training speakers, 16 clips of 2
 unseen test speakers), 2 CPU cores, `torch.set_num_threads(2)`, on a machine shared with other jobs:
 - throughput (synthetic tensors, quiet machine): expert width 0.25 batch 64: 3.2-3.9 steps/s; generator
@@ -72,6 +88,7 @@ class Wav2LipConfig:
 
 
 WAV2LIP_PRESETS: dict[str, dict[str, Any]] = {
+    # the dataclass defaults (official values; differences listed in the module docstring)
     "paper": {},
     # A 5-minute CPU budget (see the module docstring): bs 8 costs less than half of bs 16 per step on 2
     # cores; the official gate (eval sync loss < 0.75) does not open within such a budget, so the sync term
@@ -97,6 +114,7 @@ class Wav2LipModule(L.LightningModule):
     """
 
     window_kind = "wav2lip"
+    crop = "wav2lip"  # data.faces crop: the 96 px face box (Wav2Lip preprocess.py: S3FD box resized to 96)
     trainable = True
     config_class = Wav2LipConfig
     default_pads = (0, 10, 0, 0)  # inference.py --pads (top, bottom, left, right): include the chin
@@ -218,7 +236,7 @@ class Wav2LipModule(L.LightningModule):
         audio: np.ndarray,
         *,
         pose_prior: np.ndarray | Sequence[np.ndarray] | None = None,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
         boxes: np.ndarray | Sequence[np.ndarray] | None = None,
     ) -> np.ndarray:
         """Reanimate the mouth of `pose_prior` (or of `identity` repeated) to follow `audio`.

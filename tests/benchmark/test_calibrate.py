@@ -7,7 +7,7 @@ import time
 import pytest
 
 import metrics
-from benchmark import calibrate, runner
+from benchmark import calibrate, scoring
 from benchmark.cli import main
 from benchmark.config import compose
 from metrics.base import ClipMetric
@@ -40,7 +40,7 @@ def test_calibrations_needed_and_run(monkeypatch):
     cfg.metrics.flow.mode = "paper"
     cfg.metrics.names = ["toy"]
     corpus = _Corpus()
-    assert runner.prepare_evaluators(cfg, corpus) is None  # no SyncNet metric: no evaluator
+    assert scoring.prepare_evaluators(cfg, corpus) == ["toy-synthetic-00000000"]
     assert calls == [corpus]
 
 
@@ -54,6 +54,7 @@ class _Corpus:
 
 class _Entry:
     name = "toy-synthetic-00000000"
+    meta: dict = {}
 
 
 def test_unknown_calibration_suggests(capsys):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.generate import generate_video, load_generator
+from benchmark.generate import FrameReader, build_detector, detect_boxes, generate_video, load_generator
 from data.io import ffmpeg_exe, probe, read_audio, read_video, write_video, write_wav
 from models.facecrop import landmark_boxes, pad_boxes, smooth_boxes
 from models.wav2lip.module import Wav2LipConfig, Wav2LipModule
@@ -51,7 +51,9 @@ def test_box_helpers() -> None:
     lm[0, :, 0] += np.linspace(0, 40, 68)
     lm[0, :, 1] += np.linspace(0, 50, 68)
     lm[1] = np.nan
-    assert landmark_boxes(lm).tolist() == [[10, 10, 50, 70], [-1, -1, -1, -1]]
+    # the box rule of data.faces.boxes: brows (points 17-26, top at y = 20 + 50 * 17 / 67) raised by a quarter
+    # of the brow-to-chin height, 32.69 - 0.25 * (70 - 32.69) = 23.36, rounded outwards
+    assert landmark_boxes(lm).tolist() == [[10, 23, 50, 70], [-1, -1, -1, -1]]
 
 
 def test_image_and_mp3_give_25fps_mp4_with_full_audio(media, tmp_path: Path) -> None:
@@ -120,3 +122,75 @@ def test_cli_loads_a_run_checkpoint_and_loops_a_short_video(media, tmp_path: Pat
     assert len(read_video(out)) == 40
     assert main(["generate", "--model", "static", "--face", str(short), "--audio", str(media["mp3"]),
                  "--checkpoint", str(run / "model.pt"), "--out", str(out)]) == 2  # fmt: skip
+
+
+def _prepare_one(tmp_path: Path, frames: np.ndarray, audio: np.ndarray, **prepare) -> tuple[Path, Path, dict]:
+    """A one-clip VoxCeleb2-layout corpus prepared with `prepare`: (video, prepared clip folder, manifest entry)."""
+    from data.manifest import ManifestIndex
+    from data.prepare import PrepareConfig, prepare_corpus
+
+    video = tmp_path / "corpus" / "dev" / "mp4" / "id00001" / "AbCdEfGhIjK" / "00001.mp4"
+    write_video(video, frames, audio)
+    out = tmp_path / "prepared"
+    cfg = PrepareConfig(workers=1, **prepare)
+    summary = prepare_corpus("voxceleb2", tmp_path / "corpus", "voxceleb2", out, cfg, progress=False)
+    assert summary.accepted == 1, summary.format()
+    entry = ManifestIndex.open(out).entry(0)
+    return video, out / entry["dir"], entry
+
+
+def _generate_door(video: Path, det, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The boxes and 96x96 faces `bench generate` cuts from the first n frames (its pass 1, its crop)."""
+    from models.facecrop import crop_faces
+
+    reader = FrameReader(video)
+    boxes = detect_boxes(reader, det, n, det.pads, chunk_frames=16)
+    frames = np.concatenate(list(reader.chunks(64)))[:n]
+    return boxes, crop_faces(frames, boxes)
+
+
+def test_generate_cuts_the_faces_preparation_cut_from_the_same_landmarks(tmp_path: Path) -> None:
+    from data.faces import CROPS
+    from data.synthetic.generator import SyntheticConfig, make_corpus_spec, render_clip
+
+    clip = render_clip(make_corpus_spec(SyntheticConfig(n_clips=1, size=96, min_seconds=1.6, max_seconds=1.6)), 0)
+    # a head that drifts (smoothing matters) with the forehead margin above the frame (clipping matters)
+    drift = np.cumsum(np.random.default_rng(0).normal(0, 1.5, (clip.num_frames, 1, 2)), axis=0)
+    lm = (clip.landmarks + drift - [0.0, 25.0]).astype(np.float32)
+    lm_file = tmp_path / "landmarks" / "dev" / "mp4" / "id00001" / "AbCdEfGhIjK" / "00001.npy"
+    lm_file.parent.mkdir(parents=True)
+    np.save(lm_file, lm)
+    video, d, entry = _prepare_one(
+        tmp_path, clip.video, clip.audio, landmarks="file", landmarks_dir=str(lm_file.parents[4])
+    )
+    det = build_detector("landmarks", video, landmarks=str(lm_file))
+    assert det.pads == CROPS["wav2lip"].pads  # not Wav2Lip's default_pads: landmark boxes already reach the chin
+    boxes, faces = _generate_door(video, det, entry["n_frames"])
+    np.testing.assert_array_equal(boxes, CROPS["wav2lip"].boxes(lm, (96, 96)))
+    assert (boxes[:, 1] == 0).any() and len({tuple(b) for b in boxes.tolist()}) > 10  # clipped, and moving
+    np.testing.assert_array_equal(faces, np.load(d / "crop_wav2lip.npy"))
+
+
+def test_generate_dlib_boxes_are_those_of_a_corpus_prepared_with_dlib(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("dlib")
+    from skimage import data as skdata
+
+    from data.faces import CROPS, fill_gaps
+    from data.faces.dlib import FaceModelError, face_models_dir
+
+    try:
+        face_models_dir()
+    except FaceModelError as err:
+        pytest.skip(str(err))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no FAN weights: auto is dlib
+    photo = skdata.astronaut()  # a real face, bundled with scikit-image
+    frames = np.stack([photo[20 + i % 5 : 276 + i % 5, 100 + 2 * i % 7 : 356 + 2 * i % 7] for i in range(12)])
+    audio = (np.random.default_rng(0).normal(0, 0.05, 12 * 640)).astype(np.float32)
+    video, d, entry = _prepare_one(tmp_path, frames, audio, landmarks="auto")
+    assert entry["landmark_source"] == "dlib"
+    lm = np.load(d / "landmarks.npy")
+    assert np.isfinite(lm).all()  # dlib found the face in every frame, so both doors box every frame
+    boxes, faces = _generate_door(video, build_detector("dlib", video), entry["n_frames"])
+    np.testing.assert_array_equal(boxes, CROPS["wav2lip"].boxes(fill_gaps(lm), (256, 256)))
+    assert (boxes[:, 2] - boxes[:, 0]).max() < 200  # a face box, not the frame
+    np.testing.assert_array_equal(faces, np.load(d / "crop_wav2lip.npy"))

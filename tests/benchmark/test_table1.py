@@ -6,8 +6,7 @@ import pytest
 from test_runner import small_overrides
 
 from benchmark.cli import main
-from benchmark.config import ConfigError, compose
-from benchmark.protocol import default_protocol, protocol_names
+from benchmark.config import ConfigError, compose, default_protocol, protocol_names
 from benchmark.results import load_results
 from benchmark.table1 import default_rows
 

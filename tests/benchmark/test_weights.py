@@ -186,3 +186,103 @@ def test_verify_cli_exit_code(tmp_path, fresh_store):
     stored = store.weights_dir() / store.list_weights()["syncnet_v2"].file
     stored.write_bytes(stored.read_bytes()[:-4])
     assert main(["weights", "verify", "syncnet_v2"]) == 1
+
+
+# ------------------------------------------------------------------ Diffused Heads: the CREMA UNet and the SDA encoder
+
+
+def _dh_views(table: str) -> dict[str, torch.Tensor]:
+    """The full-size UNet's tensors as views of one small shared storage (a 40 MB file instead of 860 MB)."""
+    import math
+
+    shapes = {}
+    for line in (DATA / table).read_text().splitlines()[1:]:
+        key, shape, _ = line.split("\t")
+        shapes[key] = [int(s) for s in shape.strip("[]").split(",") if s.strip()]
+    base = torch.randn(max(math.prod(s) for s in shapes.values()))
+    return {k: base[: math.prod(s)].view(s) for k, s in shapes.items()}
+
+
+def _official_ckpt(path: Path, sd: dict, foreign: bool) -> Path:
+    """LightningDiffusion's checkpoint layout: one UNet under `unet.` and `diffusion.nn_backbone.`."""
+    import sys
+    import types
+
+    hparams = {"model_channels": 256, "grayscale_motion": False, "n_motion_frames": 2, "lr": 5e-5}
+    fake = types.ModuleType("torchvision_fake_transforms")
+
+    class Compose:
+        def __init__(self, transforms):
+            self.transforms = transforms
+
+    Compose.__module__, Compose.__qualname__ = fake.__name__, "Compose"
+    if foreign:  # train.py pickles a torchvision Compose in hyper_parameters
+        hparams["motion_transforms"] = Compose([])
+    payload = {
+        "pytorch-lightning_version": "1.9.0",
+        "state_dict": {
+            **{f"unet.{k}": v for k, v in sd.items()},
+            **{f"diffusion.nn_backbone.{k}": v for k, v in sd.items()},
+        },
+        "hyper_parameters": hparams,
+    }
+    sys.modules[fake.__name__] = fake
+    fake.Compose = Compose
+    try:
+        torch.save(payload, path)
+    finally:
+        del sys.modules[fake.__name__]
+    return path
+
+
+@pytest.mark.parametrize("foreign", [False, True])
+def test_import_official_crema_lightning_ckpt(tmp_path, fresh_store, foreign):
+    path = _official_ckpt(tmp_path / "crema.ckpt", _dh_views("diffused_heads_UNet_rgbmotion_state_dict.tsv"), foreign)
+    if not foreign:
+        torch.load(path, weights_only=True)  # tensors and plain containers only: the strict-loader path
+    entry = import_weights(path, "diffused_heads_crema")
+    assert entry.meta["format"] == "official_lightning" and entry.sha256 == store.sha256_file(path)
+
+
+def test_import_crema_script_pt(tmp_path, fresh_store):
+    from models.diffused_heads.nets import DiffusedHeadsUNet, UNetConfig
+
+    with torch.device("meta"):
+        net = DiffusedHeadsUNet(UNetConfig(grayscale_motion=False))
+    net.load_state_dict(_dh_views("diffused_heads_UNet_rgbmotion_state_dict.tsv"), assign=True)
+    path = tmp_path / "crema_script.pt"
+    torch.jit.script(net).save(str(path))  # main branch's TorchScript UNet
+    assert import_weights(path, "diffused_heads_crema").meta["format"] == "torchscript"
+
+
+def test_import_crema_refuses_the_grayscale_unet(tmp_path, fresh_store):
+    path = _official_ckpt(tmp_path / "gray.ckpt", _dh_views("diffused_heads_UNet_state_dict.tsv"), False)
+    with pytest.raises(Exception, match=r"gray\.ckpt.*input_blocks\.0\.0\.weight: expected \(256, 12, 3, 3\)"):
+        import_weights(path, "diffused_heads_crema")
+    assert "diffused_heads_crema" not in store.list_weights()
+
+
+def _sda_file(path: Path, dim: int = 256) -> Path:
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(3200, dim)
+
+        def forward(self, x: torch.Tensor, lengths: torch.Tensor, init_state: torch.Tensor):
+            return self.proj(x[:, 0]), lengths, init_state * 0.5
+
+    torch.jit.script(Encoder()).save(str(path))
+    return path
+
+
+def test_import_sda_audio_encoder_checks_its_forward(tmp_path, fresh_store):
+    from benchmark.weights import KNOWN, how_to_get
+
+    entry = import_weights(_sda_file(tmp_path / "audio_encoder.pt"), "sda_audio_encoder")
+    assert entry.meta["format"] == "torchscript" and KNOWN["sda_audio_encoder"].file == "audio_encoder.pt"
+    assert "bench weights import audio_encoder.pt --as sda_audio_encoder" in how_to_get("sda_audio_encoder")
+    with pytest.raises(Exception, match=r"wrong\.pt: not the SDA audio encoder.*not 256-d"):
+        import_weights(_sda_file(tmp_path / "wrong.pt", dim=128), "sda_audio_encoder")
+    with pytest.raises(Exception, match=r"crema\.ckpt.*not a TorchScript archive"):
+        torch.save({"w": torch.zeros(1)}, tmp_path / "crema.ckpt")
+        import_weights(tmp_path / "crema.ckpt", "sda_audio_encoder")

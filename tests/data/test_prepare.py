@@ -30,6 +30,7 @@ from data.prepare import (
     PrepareError,
     forward_mean,
     prepare_corpus,
+    transform_points,
 )
 from data.synthetic.generator import SyntheticConfig, make_corpus_spec, render_clip
 from data.synthetic.writer import write_corpus
@@ -162,8 +163,9 @@ def test_fan_without_weights_is_a_clear_error(tmp_path, monkeypatch, trees):
     import torch
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    cfg = PrepareConfig(landmarks="fan", workers=1)
     with pytest.raises(PrepareError, match="torch hub cache.*2DFAN4"):
-        prepare_corpus("crema", trees / "crema", "crema", tmp_path / "p", PrepareConfig(workers=1), progress=False)
+        prepare_corpus("crema", trees / "crema", "crema", tmp_path / "p", cfg, progress=False)
     with pytest.raises(PrepareError, match="unknown prepare settings"):
         PrepareConfig.from_dict({"landmark": "fan"})
 
@@ -195,6 +197,19 @@ def test_box_smoothing_and_crops():
     crop = CROPS["syncnet"]
     out = crop.apply(frame, crop.transforms(lm)[0])
     assert out.shape == (224, 224, 3) and out[0, 0, 0] == 110 and out[-1, -1, 0] == 200
+    # `tracked` is syncnet_python's name for the same crop: one crop, one set of files
+    assert CROPS["tracked"] is crop
+    cfg = PrepareConfig(crops=["tracked", "syncnet", "vasa"])
+    cfg.validate()
+    assert cfg.crops == ["syncnet", "vasa"]
+    # the vasa crop is the diffused_heads alignment at 256 px: eye midpoint at (128, 104), eyes 68 px apart
+    face = np.zeros((3, 68, 2), np.float32) + [[[200.0, 150.0]]]
+    face[:, 36:42] = [170.0, 140.0]  # left eye
+    face[:, 42:48] = [230.0, 140.0]  # right eye
+    eyes = transform_points(face, CROPS["vasa"].transforms(face))
+    np.testing.assert_allclose(eyes[:, 36:42].mean(1), [[94.0, 104.0]] * 3, atol=1e-4)
+    np.testing.assert_allclose(eyes[:, 42:48].mean(1), [[162.0, 104.0]] * 3, atol=1e-4)
+    assert CROPS["vasa"].size == 256 and CROPS["diffused_heads"].size == 128
 
 
 def test_the_split_file_override_is_recorded_and_checked(trees, prepared, tmp_path):
@@ -209,3 +224,86 @@ def test_the_split_file_override_is_recorded_and_checked(trees, prepared, tmp_pa
     test_txt = root / "splits" / "test.txt"
     test_txt.write_text(test_txt.read_text().splitlines()[0] + "\n")
     assert any("split files changed" in msg for msg in check_prepared(tmp_path / "p"))
+
+
+def _count_truth_reads(monkeypatch) -> list[str]:
+    """Record every clip whose landmarks the truth source reads (workers=1: in this process)."""
+    from data.faces.sources import TruthSource
+
+    calls: list[str] = []
+    original = TruthSource.known
+    monkeypatch.setattr(TruthSource, "known", lambda self, ref: calls.append(ref.clip_id) or original(self, ref))
+    return calls
+
+
+def test_an_added_crop_is_cut_from_cached_landmarks(trees, tmp_path, monkeypatch):
+    import json
+
+    calls = _count_truth_reads(monkeypatch)
+    out = tmp_path / "p"
+    first = prepare_corpus("crema", trees / "crema", "crema", out, PrepareConfig(**TRUTH), progress=False)
+    assert first.prepared == CFG.n_clips and len(calls) == CFG.n_clips
+    assert "landmarks: 6 detected, 0 from cache" in first.format()
+    index = ManifestIndex.open(out)
+    d = out / index.entry(0)["dir"]
+    stamp = (d / "crop_wav2lip.npy").stat().st_mtime_ns
+
+    more = PrepareConfig(**TRUTH, crops=["wav2lip", "diffused_heads"], features=["mel", "mfcc"])
+    again = prepare_corpus("crema", trees / "crema", "crema", out, more, progress=False)
+    assert len(calls) == CFG.n_clips  # no landmark source was asked again
+    assert (again.prepared, again.extended, again.skipped) == (0, CFG.n_clips, 0)
+    assert again.crops_added == {"diffused_heads": CFG.n_clips}
+    text = again.format()
+    assert "landmarks: 0 detected, 6 from cache" in text and "crops added: diffused_heads x 6, mfcc x 6" in text
+    e = ManifestIndex.open(out).entry(0)
+    assert e["crops"] == {"wav2lip": 96, "diffused_heads": 128} and set(e["features"]) == {"mel", "mfcc"}
+    assert (d / "crop_wav2lip.npy").stat().st_mtime_ns == stamp  # the finished crop was left alone
+    info = json.loads((out / "prepared.json").read_text())
+    assert info["crops"] == ["diffused_heads", "wav2lip"] and info["landmark_sources"] == {"truth": CFG.n_clips}
+    assert e["landmark_source"] == "truth"
+
+    # the crop cut from the cache is the one a fresh preparation cuts
+    fresh = tmp_path / "fresh"
+    only = PrepareConfig(**TRUTH, crops=["diffused_heads"], features=["mfcc"])
+    prepare_corpus("crema", trees / "crema", "crema", fresh, only, progress=False)
+    for name in ("crop_diffused_heads.npy", "landmarks_diffused_heads.npy", "mfcc.npy"):
+        np.testing.assert_array_equal(np.load(d / name), np.load(fresh / e["dir"] / name))
+    assert check_prepared_ok(out)
+
+    # landmark settings decide re-detection: another source (the same landmarks, from files) redoes every clip
+    lm_dir = tmp_path / "lm"
+    index = ManifestIndex.open(out)
+    for entry in index.entries(range(len(index))):
+        (lm_dir / entry["clip_id"]).parent.mkdir(parents=True, exist_ok=True)
+        np.save(lm_dir / f"{entry['clip_id']}.npy", np.load(out / entry["dir"] / "landmarks.npy"))
+    from_files = PrepareConfig(landmarks="file", landmarks_dir=str(lm_dir), workers=1)
+    redo = prepare_corpus("crema", trees / "crema", "crema", out, from_files, progress=False)
+    assert redo.prepared == CFG.n_clips and redo.landmark_sources == {"file": CFG.n_clips}
+
+
+def check_prepared_ok(out) -> bool:
+    from data.prepare import check_prepared
+
+    problems = check_prepared(out)
+    assert problems == []
+    return True
+
+
+def test_auto_landmarks_and_device(tmp_path, monkeypatch):
+    import torch
+
+    from data.faces import resolve_device, resolve_source
+    from data.faces.sources import fan_weight_files
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    video = tmp_path / "clip.mp4"
+    assert resolve_source("auto", video) == "dlib"  # no sidecar, no FAN weights: the detector that needs nothing
+    for f in fan_weight_files():
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.touch()
+    assert resolve_source("auto", video) == "fan"
+    (tmp_path / "clip.truth.npz").touch()
+    assert resolve_source("auto", video) == "truth" and resolve_source("dlib", video) == "dlib"
+    assert PrepareConfig().landmarks == "auto" and PrepareConfig().device == "auto"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu"

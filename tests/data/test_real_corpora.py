@@ -108,6 +108,27 @@ def test_ddp_ranks_stream_disjoint_clips(crema):
     assert seen[0] | seen[1] == {e["clip_id"] for e in crema.entries("train")}
 
 
+def test_a_crop_not_prepared_yet_is_cut_on_first_use_from_cached_landmarks(crema, crema_root, tmp_path, monkeypatch):
+    import shutil
+
+    from data.faces.sources import TruthSource
+
+    prepared = tmp_path / "prep"
+    shutil.copytree(crema.prepared, prepared)  # the module's corpus keeps its own manifest
+    calls = []
+    monkeypatch.setattr(TruthSource, "known", lambda self, ref: calls.append(ref) or None)
+    vasa = CremaCorpus(root=crema_root, prepared=prepared, prepare=PREP, streaming=True, crop="vasa")
+    assert not vasa.is_prepared() and vasa.prepare_config.crops == ["vasa"]
+    clip = vasa.clips("test")[0]  # first use: the vasa crop is cut now
+    assert clip.video.shape[1:] == (256, 256, 3) and clip.landmarks.shape == (clip.num_frames, 68, 2)
+    assert calls == [] and vasa.is_prepared()
+    # the crop the dataset names by its syncnet_python name
+    tracked = CremaCorpus(root=crema_root, prepared=prepared, prepare=PREP, crop="tracked")
+    assert tracked.crop == "syncnet" and not tracked.is_prepared()
+    with pytest.raises(ValueError, match="did you mean 'vasa'"):
+        CremaCorpus(root=crema_root, prepared=prepared, prepare=PREP, crop="vassa")
+
+
 def test_leaking_splits_are_refused_unless_allowed(crema_root, tmp_path):
     refs = get_layout("crema").scan(crema_root)
     by_speaker: dict[str, list[str]] = {}
@@ -142,5 +163,8 @@ def test_missing_root_names_the_setting_and_configs_compose(monkeypatch):
         cfg = compose("wav2lip", name, "tiny", [f"dataset.root=/data/{name}", "dataset.prepare.landmarks=truth"])
         corpus = build_corpus(cfg)
         assert corpus.root.as_posix() == f"/data/{name}" and corpus.prepare_config.landmarks == "truth"
+        assert corpus.prepare_config.device == "auto" and corpus.shuffle_buffer == 256
+        assert corpus.prepare_config.crops == [corpus.crop]  # the dataset's crop is what preparation cuts
+        assert build_corpus(compose(None, name, None, [f"dataset.root=/x/{name}"])).prepare_config.landmarks == "auto"
     with pytest.raises(Exception, match="landmark"):
         build_corpus(compose(None, "crema", None, ["dataset.root=/x", "dataset.prepare.landmark=fan"]))

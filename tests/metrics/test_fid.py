@@ -237,7 +237,8 @@ class _Clip:
 
 
 def test_runner_set_metric_features_resume_and_reference(tmp_path):
-    from benchmark.runner import feature_key, score_clips
+    from benchmark.features import feature_key
+    from benchmark.scoring import score_clips
 
     clips = [_Clip(f"spk/c{i}", _clip(i, t=4, size=16)) for i in range(4)] + [_Clip("spk/short", _clip(9, 1, 16))]
     fakes = {c.clip_id: np.clip(c.video.astype(int) + 30, 0, 255).astype(np.uint8) for c in clips}

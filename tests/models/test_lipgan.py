@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import numpy as np
 import pytest
 import scipy.fft
 import scipy.signal
 import torch
+from omegaconf import OmegaConf
 
 from data.clip import Clip
 from data.windows import WINDOWS
@@ -194,6 +197,43 @@ def test_mfcc_chunks_are_centred_windows() -> None:
 
 
 # ----- module -------------------------------------------------------------------------------------------------
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+# LipGAN master @0a4aab9: train.py, generator.py, discriminator.py (docs/official_recipes.md)
+OFFICIAL_LIPGAN = {
+    "width": 1.0,  # train.py --model residual: generator.py create_model_residual
+    "disc_width": 1.0,  # discriminator.py create_model
+    "audio_features": "mfcc",  # master: 12 x 35 MATLAB MFCC (the model of the paper)
+    "lr": 1e-4,  # train.py --lr, used by gen, disc and the combined model
+    "disc_lr": 1e-4,
+    "batch_size": 96,  # train.py --batch_size, per GPU
+    "l1_wt": 1.0,  # create_combined_model loss_weights=[1., .01]
+    "gan_wt": 0.01,
+    "margin": 1.0,  # contrastive_loss margin
+    "off_sync_roll": 10,  # np.roll(audio, 10, axis=0)
+    "min_ref_distance": 6,  # choose_ip_frame: >= 6 frames from the target
+    "frame_offset": 0,  # preprocess.py: the image is the window's middle frame
+    "generate_batch_size": 256,  # batch_inference.py --lipgan_batch_size
+}
+# train.py never stops (--epochs 2e7); the paper trains ~20 epochs of ~2.25M LRS2 train images
+PAPER_EPOCHS, LRS2_TRAIN_IMAGES = 20, 2_250_000
+
+
+def test_paper_preset_matches_official_train_py() -> None:
+    paper = LipGANConfig.preset("paper")
+    assert paper == LipGANConfig()
+    assert {key: getattr(paper, key) for key in OFFICIAL_LIPGAN} == OFFICIAL_LIPGAN
+    trainer = OmegaConf.to_container(OmegaConf.load(REPO / "configs" / "models" / "lipgan.yaml").presets.paper.trainer)
+    batches = round(PAPER_EPOCHS * LRS2_TRAIN_IMAGES / OFFICIAL_LIPGAN["batch_size"], -4)
+    assert trainer["max_steps"] == 2 * batches == 940_000  # Lightning counts the G and the D step
+    assert trainer["precision"] == "32-true"
+    assert (trainer["val_every_n_steps"], trainer["limit_val_batches"]) == (2000, 100)  # ours: train.py has none
+    # Keras Adam(lr=args.lr): default betas (0.9, 0.999), also torch's
+    opt_g, opt_d = LipGANModule(LipGANConfig.preset("paper", width=0.0625, disc_width=0.0625)).configure_optimizers()
+    for opt in (opt_g, opt_d):
+        assert (opt.defaults["lr"], opt.defaults["betas"]) == (1e-4, (0.9, 0.999))
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import lightning as L
@@ -22,6 +23,23 @@ from models.syncnet.module import SyncNetExpertConfig, SyncNetExpertModule
 from models.syncnet.nets import SyncNetColor, sync_probability
 
 TABLE = Path(__file__).resolve().parents[1] / "data_files" / "wav2lip_SyncNet_color_state_dict.tsv"
+REPO = Path(__file__).resolve().parents[2]
+LRS2_VAL_VIDEOS = 1082  # LRS2 val list (filelists/val.txt of the official training)
+
+# Wav2Lip @5c90fa9 hparams.py and color_syncnet_train.py (docs/official_recipes.md)
+OFFICIAL_EXPERT_HPARAMS = {
+    "width": 1.0,  # models/syncnet.py SyncNet_color(), lipsync_expert.pth
+    "lr": 1e-4,  # hparams.syncnet_lr
+    "betas": (0.9, 0.999),  # optim.Adam(..., lr=hparams.syncnet_lr): torch's default betas
+    "batch_size": 64,  # hparams.syncnet_batch_size
+    "negative_min_shift": 1,  # __getitem__: any wrong_img_name != img_name
+}
+OFFICIAL_EXPERT_TRAINER = {
+    "max_steps": 700_000,  # no official budget (nepochs 2e17); "around 700K steps" for LRS2 (Wav2Lip#122)
+    "val_every_n_steps": 10_000,  # hparams.syncnet_eval_interval
+    "limit_val_batches": math.ceil(LRS2_VAL_VIDEOS / 64),  # eval_model: one pass over the val loader
+    "precision": "32-true",
+}
 
 
 def read_table(path: Path) -> list[tuple[str, tuple[int, ...], str]]:
@@ -188,6 +206,16 @@ def test_rejects_unreadable_files(tmp_path: Path) -> None:
 
 
 # ----- module ---------------------------------------------------------------------------------------------
+
+
+def test_paper_preset_matches_official_color_syncnet_train() -> None:
+    paper = SyncNetExpertConfig.preset("paper")
+    assert {key: getattr(paper, key) for key in OFFICIAL_EXPERT_HPARAMS} == OFFICIAL_EXPERT_HPARAMS
+    trainer = OmegaConf.load(REPO / "configs" / "models" / "syncnet_expert.yaml").presets.paper.trainer
+    assert OmegaConf.to_container(trainer) == OFFICIAL_EXPERT_TRAINER
+    assert OFFICIAL_EXPERT_TRAINER["limit_val_batches"] == 17
+    opt = SyncNetExpertModule(SyncNetExpertConfig.preset("paper", width=0.125)).configure_optimizers()
+    assert (opt.defaults["lr"], opt.defaults["betas"], opt.defaults["eps"]) == (1e-4, (0.9, 0.999), 1e-8)
 
 
 def test_config_presets_and_unknown_keys() -> None:

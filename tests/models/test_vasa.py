@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from data.clip import Clip
 from data.windows import WINDOWS
-from models.vasa.face_latent import FaceLatentNet, rotation_matrix
+from models.vasa.face_latent import POSE_DIM, FaceLatentNet, rotation_matrix
 from models.vasa.module import VasaConfig, VasaFaceConfig, VasaFaceModule, VasaModule
-from models.vasa.motion_dit import CONDITIONS, MotionConditions, MotionDiT, mel_frame_features
+from models.vasa.motion_dit import AUDIO_FEATURES, CONDITIONS, MotionConditions, MotionDiT, mel_frame_features
 from models.vasa.process import CosineSchedule, guided_x0, iter_motion_windows, sample_window
 from models.vasa.windows import (
     FacePairWindows,
@@ -63,6 +65,55 @@ def conditions(b: int, w: int, k: int, m: int, a: int, e: int = 8, keep: bool = 
         emotion=torch.randn(b, e, generator=g),
         keep={c: flag.clone() for c in CONDITIONS},
     )
+
+
+# ----- paper presets ----------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+# what VASA-1 states (no official code; sections 3.2 and 4; docs/official_recipes.md)
+VASA1_MOTION = {
+    "layers": 8,  # an 8-layer transformer encoder
+    "d_model": 512,  # embedding dimension 512
+    "heads": 8,  # 8 heads
+    "cond_dropout": 0.1,  # each condition dropped with probability 0.1 ...
+    "prev_dropout": 0.5,  # ... except the previous window's motion and audio, 0.5
+    "sample_steps": 50,  # 50 sampling steps
+    "cfg_audio": 0.5,  # lambda_A
+    "cfg_gaze": 1.0,  # lambda_g
+    "cfg_distance": 0.0,  # only lambda_A and lambda_g are used
+    "cfg_emotion": 0.0,
+    "cfg_prev": 0.0,
+    "distance": None,  # the mean head distance of the training videos
+    "emotion": None,  # an empty emotion offset
+}
+VASA1_DIT_PARAMS = 29e6  # about 29M parameters of the diffusion transformer
+
+
+def test_paper_presets_follow_vasa1() -> None:
+    motion, face = VasaConfig.preset("paper"), VasaFaceConfig.preset("paper")
+    assert motion == VasaConfig() and face == VasaFaceConfig() and motion.face_preset == "paper"
+    assert {key: getattr(motion, key) for key in VASA1_MOTION} == VASA1_MOTION
+    _, audio_dim = AUDIO_FEATURES[motion.audio_features]
+    dit = MotionDiT(
+        POSE_DIM + face.dyn_dim,
+        audio_dim,
+        window=motion.window,
+        context=motion.context,
+        d_model=motion.d_model,
+        layers=motion.layers,
+        heads=motion.heads,
+        emotion_dim=motion.emotion_dim,
+    )
+    size = sum(p.numel() for p in dit.parameters())
+    assert abs(size - VASA1_DIT_PARAMS) / VASA1_DIT_PARAMS < 0.1, size  # 27.6M with mel input
+    # not published by VASA-1: our values, as the module docstring states them
+    assert (motion.window, motion.context, motion.diffusion_steps) == (50, 10, 1000)
+    budgets = {}
+    for name in ("vasa_face", "vasa"):
+        trainer = OmegaConf.load(REPO / "configs" / "models" / f"{name}.yaml").presets.paper.trainer
+        budgets[name] = trainer.max_steps
+    assert budgets == {"vasa_face": 500_000, "vasa": 300_000}
 
 
 # ----- face latent model ------------------------------------------------------------------------------------
@@ -302,7 +353,7 @@ def test_generate_contract_seed_and_streaming(clips) -> None:
 
 def test_config_controls_and_checkpoint_round_trip(tmp_path, clips) -> None:
     from benchmark.config import compose
-    from benchmark.runner import build_untrained
+    from benchmark.train import build_untrained
 
     cfg = compose("vasa", "synthetic", "tiny", ["model.params.gaze=[0.2,0.0]", "model.params.cfg_gaze=2.0"])
     model = build_untrained(cfg)

@@ -8,6 +8,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from data.audio import wav2lip_melspectrogram
@@ -23,6 +24,33 @@ from models.wav2lip.process import mel_chunks
 
 TABLE = Path(__file__).resolve().parents[1] / "data_files" / "wav2lip_Wav2Lip_state_dict.tsv"
 SMALL = {"width": 0.0625, "expert_width": 0.0625}  # fastest networks with the official key set
+REPO = Path(__file__).resolve().parents[2]
+
+# Wav2Lip @5c90fa9 (docs/official_recipes.md): what the paper preset must equal
+OFFICIAL_HPARAMS = {
+    "width": 1.0,  # models/wav2lip.py Wav2Lip(), the network of wav2lip.pth
+    "expert_width": 1.0,  # models/syncnet.py SyncNet_color(), lipsync_expert.pth
+    "lr": 1e-4,  # hparams.initial_learning_rate
+    "betas": (0.9, 0.999),  # wav2lip_train.py: optim.Adam(..., lr=...) with torch's default betas
+    "batch_size": 16,  # hparams.batch_size
+    "syncnet_wt": 0.0,  # hparams.syncnet_wt
+    "syncnet_wt_after": 0.01,  # wav2lip_train.py: hparams.set_hparam('syncnet_wt', 0.01)
+    "sync_threshold": 0.75,  # wav2lip_train.py: if average_sync_loss < .75
+    "mel_frame_offset": -1,  # get_segmented_mels: start id + 1, then crop_audio_window(spec, i - 2)
+    "generate_batch_size": 128,  # inference.py --wav2lip_batch_size
+}
+OFFICIAL_TRAINER = {
+    "max_steps": 250_000,  # no official budget (hparams.nepochs 2e17): the released wav2lip.pth's step (Wav2Lip#53)
+    "val_every_n_steps": 3000,  # hparams.eval_interval
+    "limit_val_batches": 701,  # wav2lip_train.py eval_model returns once step > 700 (eval_steps)
+    "precision": "32-true",  # torch 1.1 fp32 training
+}
+
+
+def paper_trainer(model: str) -> dict:
+    """The `paper` preset's trainer settings in configs/models/<model>.yaml."""
+    cfg = OmegaConf.load(REPO / "configs" / "models" / f"{model}.yaml")
+    return OmegaConf.to_container(cfg.presets.paper.trainer)
 
 
 def read_table(path: Path) -> list[tuple[str, tuple[int, ...], str]]:
@@ -175,6 +203,19 @@ def test_static_baseline() -> None:
 
 
 # ----- training schedule ------------------------------------------------------------------------------------
+
+
+def test_paper_preset_matches_official_hparams() -> None:
+    paper = Wav2LipConfig.preset("paper")
+    assert paper == Wav2LipConfig()
+    assert {key: getattr(paper, key) for key in OFFICIAL_HPARAMS} == OFFICIAL_HPARAMS
+    # the one documented departure (module docstring): the official expert runs train-mode BatchNorm
+    assert paper.expert_train_mode_bn is False
+    assert paper_trainer("wav2lip") == OFFICIAL_TRAINER
+    # the optimizer is built from these values
+    opt = small_module(**{k: OFFICIAL_HPARAMS[k] for k in ("lr", "betas", "batch_size")}).configure_optimizers()
+    assert isinstance(opt, torch.optim.Adam)
+    assert (opt.defaults["lr"], opt.defaults["betas"], opt.defaults["eps"]) == (1e-4, (0.9, 0.999), 1e-8)
 
 
 def test_config_and_expert_handling() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from data.clip import Clip
 from data.windows import WINDOWS
@@ -18,6 +20,31 @@ from models.wav2lip.process import disc_losses, gan_generator_loss, perceptual_l
 
 TABLE = Path(__file__).resolve().parents[1] / "data_files" / "wav2lip_Wav2Lip_disc_qual_state_dict.tsv"
 SMALL = {"width": 0.0625, "expert_width": 0.0625, "disc_width": 0.0625}
+REPO = Path(__file__).resolve().parents[2]
+LRS2_VAL_VIDEOS = 1082  # LRS2 val list (filelists/val.txt of the official training)
+
+# Wav2Lip @5c90fa9 hparams.py and hq_wav2lip_train.py (docs/official_recipes.md)
+OFFICIAL_HQ_HPARAMS = {
+    "width": 1.0,  # wav2lip_gan.pth
+    "expert_width": 1.0,  # lipsync_expert.pth
+    "disc_width": 1.0,  # visual_quality_disc.pth
+    "lr": 1e-4,  # hparams.initial_learning_rate
+    "betas": (0.5, 0.999),  # optim.Adam(..., betas=(0.5, 0.999)) for G
+    "batch_size": 16,  # hparams.batch_size
+    "syncnet_wt": 0.0,  # hparams.syncnet_wt
+    "syncnet_wt_after": 0.03,  # hq_wav2lip_train.py: hparams.set_hparam('syncnet_wt', 0.03)
+    "sync_threshold": 0.75,  # if average_sync_loss < .75
+    "disc_wt": 0.07,  # hparams.disc_wt
+    "disc_lr": 1e-4,  # hparams.disc_initial_learning_rate
+    "disc_betas": (0.5, 0.999),  # optim.Adam(..., betas=(0.5, 0.999)) for D
+    "mel_frame_offset": -1,  # get_segmented_mels, as wav2lip_train.py
+}
+OFFICIAL_HQ_TRAINER = {
+    "max_steps": 2 * 258_000,  # released wav2lip_gan.pth: global_step 258,000 (Wav2Lip#253); G + D steps here
+    "val_every_n_steps": 3000,  # hparams.eval_interval (Lightning's val_check_interval counts batches)
+    "limit_val_batches": math.ceil(LRS2_VAL_VIDEOS / 16),  # eval_model: one pass over the val loader
+    "precision": "32-true",
+}
 
 
 def read_table(path: Path) -> list[tuple[str, tuple[int, ...], str]]:
@@ -68,6 +95,19 @@ def test_gan_losses_match_their_formulas() -> None:
     torch.testing.assert_close(perceptual_loss(disc, fake), -torch.log(p_fake).mean())
     loss = gan_generator_loss(torch.tensor(0.2), torch.tensor(0.5), torch.tensor(0.7), 0.03, 0.07)
     assert float(loss) == pytest.approx(0.03 * 0.5 + 0.07 * 0.7 + 0.9 * 0.2)
+
+
+def test_paper_preset_matches_official_hq_wav2lip_train() -> None:
+    paper = Wav2LipGANConfig.preset("paper")
+    assert paper == Wav2LipGANConfig()
+    assert {key: getattr(paper, key) for key in OFFICIAL_HQ_HPARAMS} == OFFICIAL_HQ_HPARAMS
+    assert paper.expert_train_mode_bn is False  # documented departure (models/wav2lip/module.py)
+    trainer = OmegaConf.load(REPO / "configs" / "models" / "wav2lip_gan.yaml").presets.paper.trainer
+    assert OmegaConf.to_container(trainer) == OFFICIAL_HQ_TRAINER
+    assert OFFICIAL_HQ_TRAINER["limit_val_batches"] == 68
+    opt_g, opt_d = Wav2LipGANModule({**SMALL, "syncnet_wt": 0.0}).configure_optimizers()
+    assert (opt_g.defaults["lr"], opt_g.defaults["betas"]) == (1e-4, (0.5, 0.999))
+    assert (opt_d.defaults["lr"], opt_d.defaults["betas"]) == (1e-4, (0.5, 0.999))
 
 
 def test_config_presets_follow_hq_wav2lip_train() -> None:

@@ -1,0 +1,65 @@
+"""`bench perf --only generation`: test-split generation frames/s, clips batched vs one clip at a time.
+
+The path `bench run` takes (`benchmark.generation.generate_batch`: clips of equal length together, each with its
+own seed), for every registered generator at its tiny preset, on the CPU and, when CUDA is present, on the GPU;
+there also Diffused Heads at the paper preset (its 215 M-parameter UNet), with a shortened sampling chain so the
+measure fits a GPU check (frames/s scale with 1 / steps). The baseline is the same clips one per call.
+"""
+
+from __future__ import annotations
+
+import time
+
+from benchmark.perf import Figure, _clips, _devices, _timeit
+
+#: models compared, and the preset params that keep one measure under a minute on a GPU
+GENERATORS = ("wav2lip", "wav2lip_gan", "lipgan", "diffused_heads", "vasa", "static")
+GPU_PAPER = {"diffused_heads": ["model.params.sample_steps=10"]}
+
+
+def _measure(name: str, preset: str, device: str, clips, overrides: list[str]) -> Figure:
+    import torch
+
+    from benchmark.config import compose
+    from benchmark.generation import generate_batch
+    from benchmark.train import build_untrained
+
+    cfg = compose(name, "synthetic", preset, [f"run.generate_batch_size={len(clips)}", *overrides])
+    torch.manual_seed(0)
+    module = build_untrained(cfg).to(device).eval()
+    everyone = list(range(len(clips)))
+
+    def run(groups) -> None:
+        for g in groups:
+            generate_batch(module, clips, g, cfg)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    run([[0]])  # warm-up: kernels, allocator
+    batched = _timeit(lambda: run([everyone]), 1)
+    alone = _timeit(lambda: run([[i] for i in everyone]), 1)
+    frames = sum(c.num_frames for c in clips)
+    extra = {"clips": len(clips), "frames": frames, "device": device, "overrides": overrides, "at": time.time()}
+    return Figure(
+        "generation",
+        f"{name} {preset}, {device}: {len(clips)} clips batched (frames/s)",
+        frames / batched,
+        "frames/s",
+        frames / alone,
+        "one clip at a time (frames/s)",
+        extra,
+    )
+
+
+def bench_generation(quick: bool) -> list[Figure]:
+    """Frames/s of the test-split generation path, batched vs one clip at a time, per model and device."""
+    n = 4 if quick else 8
+    clips = _clips(n, size=96, seconds=1.0)
+    figures = []
+    for device in _devices():
+        for name in GENERATORS:
+            figures.append(_measure(name, "tiny", device, clips, []))
+        if device != "cpu":
+            for name, overrides in GPU_PAPER.items():
+                figures.append(_measure(name, "paper", device, clips, overrides))
+    return figures

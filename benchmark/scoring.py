@@ -1,0 +1,517 @@
+"""Score videos against a corpus's test clips: metrics built once per run, per-clip records, resume, aggregate.
+
+`evaluate_videos` is the one entry point `bench run` and `bench evaluate` share: it makes sure the protocol's GT
+row exists (the real test clips scored by the same metrics, once per protocol), scores the videos, and records
+`results.json` + `samples.jsonl` in the run directory. Scoring resumes from the per-clip records of an interrupted
+pass; with several processes clip i is scored by rank i % world and rank 0 aggregates in dataset order, so the
+values equal a 1-process run's.
+
+Every metric resolves its own evaluator network (SyncNet, Inception, I3D, lipreader, landmarks) from its config
+section and the corpus; what a metric needs calibrated on the corpus first (`calibration_needed`) is calibrated by
+`prepare_evaluators` before anything is trained or scored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark import registry
+from benchmark.distributed import EvalGroup, log, rank_file
+from benchmark.features import clip_set_features, features_missing, gt_dir, load_features, reference_features
+from benchmark.results import (
+    MetricResult,
+    Protocol,
+    Results,
+    RunInfo,
+    append_jsonl,
+    load_results,
+    protocol_hash,
+    read_jsonl,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
+from data.clip import FPS, SAMPLE_RATE, Clip
+from data.corpus import LayoutCorpus
+from data.io import MediaError, read_video
+from metrics import METRICS
+from metrics.base import ClipMetric, ClipScoreError, EvalSample, SetMetric, SetScoreError
+
+Metrics = dict[str, ClipMetric | SetMetric]
+
+
+def now() -> str:
+    return dt.datetime.now().isoformat(timespec="seconds")
+
+
+def test_clips(cfg: DictConfig, corpus: LayoutCorpus) -> list[Clip]:
+    return corpus.clips("test", limit=cfg.run.limit)
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+
+
+def prepare_evaluators(cfg: DictConfig, corpus: LayoutCorpus) -> list[str]:
+    """Calibrate, on `corpus`, every evaluator network the configured metrics need and do not have yet (an
+    evaluation SyncNet, landmark regressor, lipreader...). Returns the names of the weights registered now."""
+    from benchmark.calibrate import calibrations_needed, run_calibration
+
+    registered = []
+    for name in calibrations_needed(cfg, corpus):
+        log(f"[calibrate] the metrics need a {name} network calibrated on {corpus.name}: calibrating it")
+        entry = run_calibration(name, cfg, corpus)
+        report = entry.meta.get("report", {})
+        summary = ", ".join(f"{k} {v:.3g}" for k, v in report.items() if isinstance(v, float))
+        log(f"[calibrate] registered {entry.name}" + (f" ({summary})" if summary else ""))
+        registered.append(entry.name)
+    return registered
+
+
+def metric_groups(names: Sequence[str]) -> dict[str, list[str]]:
+    """Metric values grouped by the class that computes them (one SyncNet pass gives four values)."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(registry.metrics().entry(name).target, []).append(name)
+    return groups
+
+
+def build_metrics(
+    cfg: DictConfig, names: Sequence[str], corpus: LayoutCorpus | None = None, device: str | None = None
+) -> Metrics:
+    """Fresh metric objects for `names`: each class gets its config section's settings as keyword arguments, the
+    corpus when it declares `needs_corpus`, and `device` (where its evaluator network runs) when it takes one."""
+    out: Metrics = {}
+    for target in metric_groups(names):
+        cls = registry.import_target(target)
+        section = cls.config_section
+        kwargs = OmegaConf.to_container(cfg.metrics[section], resolve=True) if section else {}
+        if getattr(cls, "needs_corpus", False):
+            if corpus is None:
+                raise ValueError(f"metric {target} needs the corpus being scored")
+            kwargs["corpus"] = corpus
+        if device is not None and "device" in inspect.signature(cls.__init__).parameters:
+            kwargs["device"] = device
+        out[target] = cls(**kwargs)
+    return out
+
+
+def metric_evaluators(metrics: Metrics) -> dict[str, dict]:
+    """What produced each metric's values, by evaluator key (recorded in results, hashed into the protocol)."""
+    out: dict[str, dict] = {}
+    for metric in metrics.values():
+        key, info = getattr(metric, "evaluator_key", None), getattr(metric, "evaluator_info", None)
+        if key and info:
+            out[key] = {**out.get(key, {}), **info}
+    return out
+
+
+def protocol_for(cfg: DictConfig, corpus: LayoutCorpus, n_clips: int, metrics: Metrics) -> Protocol:
+    """The frozen evaluation settings: corpus, split, clip selection, every metric's settings and the sha256 of
+    every network that produced a value. Rows are ranked together only when this hash matches."""
+    names = list(cfg.metrics.names)
+    sections = sorted({m.config_section for m in metrics.values() if m.config_section})
+    settings = {
+        "corpus": corpus.fingerprint(),
+        "split": "test",
+        "fps": FPS,
+        "sample_rate": SAMPLE_RATE,
+        "seed": int(cfg.run.seed),
+        "limit": cfg.run.limit,
+        "identity_frame": cfg.run.identity_frame,
+        "pose_prior": cfg.run.pose_prior,
+        "metrics": names,
+        **{
+            sec: {k: v for k, v in OmegaConf.to_container(cfg.metrics[sec]).items() if k != "evaluator"}
+            for sec in sections
+        },
+        "evaluator_sha256": {k: v.get("sha256") for k, v in sorted(metric_evaluators(metrics).items())},
+    }
+    return Protocol(
+        name=cfg.run.get("protocol") or f"{corpus.name}-test",
+        hash=protocol_hash(settings),
+        dataset=corpus.name,
+        split="test",
+        n_clips=n_clips,
+        settings=settings,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- per clip
+
+
+def _resize_video(video: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    if video.shape[1:3] == hw:
+        return video
+    return np.stack([cv2.resize(f, (hw[1], hw[0]), interpolation=cv2.INTER_AREA) for f in video])
+
+
+def _frames_note(fake: np.ndarray, clip: Clip) -> dict:
+    note = {}
+    if len(fake) != clip.num_frames:
+        note["frames"] = {"generated": int(len(fake)), "reference": clip.num_frames}
+    if fake.shape[1:3] != clip.video.shape[1:3]:
+        note["resized_from"] = list(fake.shape[1:3])
+    return note
+
+
+def _restore(row: dict, index: int, clip_metrics: Metrics, set_metrics: Metrics, base: Path) -> None:
+    """Put a clip recorded by an earlier pass back into the metric states."""
+    failed = row.get("failed", {})
+    for target, metric in clip_metrics.items():
+        if target in failed:
+            metric.restore(index, row["clip_id"], failure=failed[target])
+        elif row["raw"].get(target) is not None:
+            metric.restore(index, row["clip_id"], values=row["raw"][target])
+    for target, metric in set_metrics.items():
+        if target in failed:
+            metric.restore(index, row["clip_id"], failure=failed[target])
+        else:
+            metric.restore(index, row["clip_id"], features=load_features(base / row["features"][target]["file"]))
+
+
+def _score_one(i: int, clip: Clip, fake: np.ndarray, clip_metrics: Metrics, set_metrics: Metrics, base: Path) -> dict:
+    """Score one clip with every metric; returns its record (values, raw outputs, failures, feature files)."""
+    row = {"clip_id": clip.clip_id, "index": i, "values": {}, "raw": {}, "failed": {}, **_frames_note(fake, clip)}
+    if set_metrics:
+        row["features"] = {}
+    t = min(len(fake), clip.num_frames)
+    sample = EvalSample(
+        index=i,
+        clip_id=clip.clip_id,
+        fake=_resize_video(fake[:t], clip.video.shape[1:3]),
+        audio=clip.audio,
+        real=np.asarray(clip.video[:t]),
+        real_landmarks=clip.landmarks[:t] if clip.landmarks is not None else None,
+    )
+    for target, metric in clip_metrics.items():
+        n_before = len(metric.failures)
+        metric.update([sample])
+        if len(metric.failures) > n_before:
+            row["failed"][target] = metric.failures[-1][1]
+        else:
+            row["raw"][target] = metric.values[-1].flatten().tolist()
+            row["values"].update(zip(metric.outputs, row["raw"][target]))
+    for target, metric in set_metrics.items():
+        try:
+            feats, path = clip_set_features(metric, clip.clip_id, sample.fake, base / "features")
+        except ClipScoreError as err:
+            metric.record_failure(clip.clip_id, str(err))
+            row["failed"][target] = str(err)
+            continue
+        metric.restore(i, clip.clip_id, features=feats)
+        row["features"][target] = {"file": str(path.relative_to(base)), "n": int(feats.shape[0])}
+    return row
+
+
+def score_clips(
+    clips: Sequence[Clip],
+    fetch: Callable[[int, Clip], np.ndarray],
+    metrics: Metrics,
+    names: Sequence[str],
+    samples_path: Path,
+    progress: bool = True,
+    reference: Callable[[SetMetric], None] | None = None,
+    notes: list[str] | None = None,
+    only: Callable[[int], bool] | None = None,
+    aggregate: bool = True,
+) -> tuple[dict[str, MetricResult], list[dict]]:
+    """Score every clip (resuming from samples_path) and aggregate with the metric objects.
+
+    Clip metrics record per-clip values; set metrics (FID, FVD) write each clip's features to
+    `<samples_path's folder>/features/` and record their count. A set metric's value needs `reference` (adds the
+    real set's features); without it (the GT row) set metrics report nothing. A set metric that refuses its sets
+    (too few samples) reports NaN and its reason goes to `notes`. `only(i)` restricts scoring to some clips (a
+    rank's shard) and `aggregate=False` skips the values: a shard only writes its rows.
+    """
+    from rich.progress import Progress
+
+    base = samples_path.parent
+    clip_metrics = {t: m for t, m in metrics.items() if not isinstance(m, SetMetric)}
+    set_metrics = {t: m for t, m in metrics.items() if isinstance(m, SetMetric)}
+    done = {row["clip_id"]: row for row in read_jsonl(samples_path, missing_ok=True)}
+    for cid, row in list(done.items()):
+        if features_missing(row, set_metrics, base):
+            del done[cid]  # a finished clip whose feature file went missing is scored again
+    rows: list[dict] = []
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("scoring", total=len(clips))
+        for i, clip in enumerate(clips):
+            if only is not None and not only(i):
+                continue
+            row = done.get(clip.clip_id)
+            if row is not None:
+                _restore(row, i, clip_metrics, set_metrics, base)
+            else:
+                try:
+                    row = _score_one(i, clip, fetch(i, clip), clip_metrics, set_metrics, base)
+                except MediaError as err:
+                    row = {"clip_id": clip.clip_id, "index": i, "values": {}, "raw": {}}
+                    row["failed"] = {t: str(err) for t in metrics}
+                    for metric in metrics.values():
+                        metric.record_failure(clip.clip_id, str(err))
+                row["values"] = {k: v for k, v in row["values"].items() if k in names}
+                append_jsonl(samples_path, row)
+            rows.append(row)
+            bar.advance(task)
+    if not aggregate:
+        return {}, rows
+    return aggregate_results(clip_metrics, set_metrics, names, reference, notes), rows
+
+
+def aggregate_results(
+    clip_metrics: Metrics,
+    set_metrics: Metrics,
+    names: Sequence[str],
+    reference: Callable[[SetMetric], None] | None,
+    notes: list[str] | None,
+) -> dict[str, MetricResult]:
+    """Each reported value from this process's metric states (ranks' rows were merged through files first)."""
+    results: dict[str, MetricResult] = {}
+    for metric in [*clip_metrics.values(), *set_metrics.values()]:
+        # never torchmetrics' all-gather: ranks that are done would wait forever for the others
+        metric.sync_on_compute = False
+        metric._to_sync = False
+    for metric in clip_metrics.values():
+        _, vals = metric.per_clip()
+        agg = metric.compute()
+        for j, out in enumerate(metric.outputs):
+            if out not in names:
+                continue
+            col = vals[:, j].numpy() if vals.shape[0] else np.zeros(0)
+            results[out] = MetricResult(
+                value=float(agg[out]),
+                n=int(vals.shape[0]),
+                n_failed=int(metric.n_failed),
+                direction=METRICS[out].direction,
+                mode=getattr(metric, "mode", None),
+                std=float(col.std(ddof=1)) if col.size > 1 and np.isfinite(col).all() else None,
+            )
+    for metric in set_metrics.values():
+        if reference is None:
+            continue  # the GT row: the real set against itself is no result (Table 1 leaves GT FID/FVD empty)
+        reference(metric)
+        out = metric.outputs[0]
+        try:
+            value = float(metric.compute()[out])
+        except SetScoreError as err:
+            value = float("nan")
+            log(f"[evaluate] {out}: not computed: {err}")
+            if notes is not None:
+                notes.append(f"{out} not computed: {err}")
+        results[out] = MetricResult(
+            value=value,
+            n=metric.n_clips(),
+            n_failed=int(metric.n_failed),
+            direction=METRICS[out].direction,
+            mode=metric.mode,
+        )
+    return {n: results[n] for n in names if n in results}
+
+
+def score_clips_distributed(
+    group: EvalGroup,
+    clips: Sequence[Clip],
+    fetch: Callable[[int, Clip], np.ndarray],
+    metrics: Metrics,
+    names: Sequence[str],
+    samples_path: Path,
+    **kwargs,
+) -> tuple[dict[str, MetricResult], list[dict]] | None:
+    """`score_clips` with clip i scored by rank i % world only; rank 0 gathers every rank's rows (and feature
+    files) and aggregates in dataset order, so the values equal a 1-process run's. Other ranks return None."""
+    if group.world == 1:
+        return score_clips(clips, fetch, metrics, names, samples_path, **kwargs)
+    finished = {row["clip_id"] for row in read_jsonl(samples_path, missing_ok=True)}
+    shard_kwargs = {k: v for k, v in kwargs.items() if k == "progress"}
+    score_clips(
+        clips,
+        fetch,
+        metrics,
+        names,
+        rank_file(samples_path, group.rank),
+        only=lambda i: group.mine(i) and clips[i].clip_id not in finished,
+        aggregate=False,
+        **shard_kwargs,
+    )
+    group.barrier()
+    if not group.main:
+        return None
+    for r in range(group.world):
+        part = rank_file(samples_path, r)
+        for row in read_jsonl(part, missing_ok=True):
+            if row["clip_id"] not in finished:
+                append_jsonl(samples_path, row)
+                finished.add(row["clip_id"])
+        part.unlink(missing_ok=True)
+    return score_clips(clips, fetch, metrics, names, samples_path, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------- rows
+
+
+def record(
+    run_dir: Path, run: RunInfo, protocol: Protocol, metrics: Metrics, values: dict, rows: list[dict]
+) -> Results:
+    res = Results(run=run, protocol=protocol, evaluators=metric_evaluators(metrics), metrics=values)
+    write_jsonl_atomic(run_dir / "samples.jsonl", rows)
+    write_json_atomic(run_dir / "results.json", res.to_dict())
+    return res
+
+
+def run_info(cfg: DictConfig, kind: str, name: str, label: str, started: str, model=None, ckpt=None, notes=None):
+    from benchmark.config import config_hash
+    from benchmark.results import environment_info, git_hash
+
+    return RunInfo(
+        name=name,
+        kind=kind,
+        dataset=cfg.dataset.name,
+        model=model,
+        label=label,
+        preset=cfg.run.preset if model else None,
+        seed=int(cfg.run.seed),
+        git=git_hash(Path(__file__).resolve().parents[1]),
+        versions=environment_info(),
+        started=started,
+        finished=now(),
+        config_hash=config_hash(cfg) if model else None,
+        checkpoint=ckpt,
+        notes=list(notes or []),
+    )
+
+
+def _score_row(
+    cfg, corpus, clips, fetch, metrics, run_dir: Path, info: Callable[[], RunInfo], group, protocol, reference
+) -> Results | None:
+    notes: list[str] = []
+    partial = run_dir / "samples.partial.jsonl"
+    scored = score_clips_distributed(
+        group,
+        clips,
+        fetch,
+        metrics,
+        list(cfg.metrics.names),
+        partial,
+        progress=bool(cfg.trainer.progress),
+        reference=reference,
+        notes=notes,
+    )
+    if scored is None:
+        return None
+    values, rows = scored
+    run = info()
+    run.notes = [*run.notes, *notes]
+    out = record(run_dir, run, protocol, metrics, values, rows)
+    partial.unlink(missing_ok=True)
+    return out
+
+
+def evaluate_videos(
+    cfg: DictConfig,
+    corpus: LayoutCorpus,
+    clips: list[Clip],
+    videos: dict[str, Path],
+    run_dir: Path,
+    info: Callable[[], RunInfo],
+    *,
+    group: EvalGroup | None = None,
+    device: str | None = None,
+) -> Results | None:
+    """Score `videos` (clip id -> file) against the test `clips` and record the row in `run_dir`, after the
+    protocol's GT row (scored now if missing). Metrics are built once and reset between the two rows. Rank 0
+    returns the row; other ranks of `group` score their shard and return None."""
+    group = group or EvalGroup()
+    names = list(cfg.metrics.names)
+    metrics = build_metrics(cfg, names, corpus, device)
+    protocol = protocol_for(cfg, corpus, len(clips), metrics)
+    gt = gt_dir(cfg, protocol)
+    if (gt / "results.json").exists():
+        log(f"[evaluate] GT row of protocol {protocol.hash[:8]}: reusing {gt}")
+    else:
+        log(f"[evaluate] GT: scoring {len(clips)} real test clips")
+        started = now()
+        _score_row(
+            cfg,
+            corpus,
+            clips,
+            lambda i, c: np.asarray(c.video),
+            metrics,
+            gt,
+            lambda: run_info(cfg, "gt", "GT", "GT", started),
+            group,
+            protocol,
+            None,
+        )
+        for metric in metrics.values():
+            metric.reset()
+
+    def fetch(i: int, clip: Clip) -> np.ndarray:
+        path = videos.get(clip.clip_id)
+        if path is None:
+            raise MediaError(clip.clip_id, "no video for this test clip in the folder")
+        return read_video(path)
+
+    log(f"[evaluate] {cfg.run.name}: scoring {len(videos)} videos")
+    reference = reference_features(cfg, clips, protocol)
+    return _score_row(cfg, corpus, clips, fetch, metrics, run_dir, info, group, protocol, reference)
+
+
+def load_gt(cfg: DictConfig, protocol: Protocol) -> Results | None:
+    path = gt_dir(cfg, protocol) / "results.json"
+    return load_results(path) if path.exists() else None
+
+
+# ----------------------------------------------------------------------------------------------- folders
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".flv", ".mov", ".mkv", ".webm")
+
+
+def match_videos(folder: Path, clips: Sequence[Clip], mapping: dict[str, str] | None = None) -> dict[str, Path]:
+    """Match video files to test clips by file stem: the full id (with '__' for '/'), or the base name if unique.
+
+    Any container ffmpeg reads is accepted (mp4 first when a stem has several); frames are decoded at 25 fps and
+    resized to the reference's size when scored, and each clip's record notes what was resampled."""
+    files: dict[str, Path] = {}
+    for suffix in reversed(VIDEO_SUFFIXES):
+        files.update({p.stem: p for p in sorted(Path(folder).glob(f"*{suffix}"))})
+    if not files and not mapping:
+        raise FileNotFoundError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)}) to evaluate")
+    by_base: dict[str, list[str]] = {}
+    for c in clips:
+        by_base.setdefault(c.clip_id.rsplit("/", 1)[-1], []).append(c.clip_id)
+    out: dict[str, Path] = {}
+    for clip in clips:
+        full = clip.clip_id.replace("/", "__")
+        base = clip.clip_id.rsplit("/", 1)[-1]
+        if mapping and clip.clip_id in mapping:
+            out[clip.clip_id] = Path(folder) / mapping[clip.clip_id]
+        elif full in files:
+            out[clip.clip_id] = files[full]
+        elif base in files and len(by_base[base]) == 1:
+            out[clip.clip_id] = files[base]
+    return out
+
+
+def resampling_notes(videos: dict[str, Path]) -> list[str]:
+    """Run notes naming the videos whose frame rate was not 25 fps (decoded resampled to 25 fps)."""
+    from data.io import probe
+
+    by_fps: dict[float, list[str]] = {}
+    for clip_id, path in videos.items():
+        try:
+            fps = probe(path).fps
+        except MediaError:
+            continue  # unreadable files are recorded as per-clip failures when scored
+        if fps and abs(fps - FPS) > 1e-3:
+            by_fps.setdefault(round(float(fps), 3), []).append(clip_id)
+    return [
+        f"{len(ids)} videos at {fps:g} fps resampled to {FPS} fps (e.g. {', '.join(ids[:3])})"
+        for fps, ids in sorted(by_fps.items())
+    ]

@@ -1,0 +1,66 @@
+"""Faces: landmark sources by name (`sources`), the one face-box rule with its smoothing (`boxes`), crops by
+name (`crops`), and the dlib detector + predictor that needs no download (`dlib`, imported on use)."""
+
+from data.faces.boxes import (
+    FOREHEAD,
+    NO_BOX,
+    SMOOTH_T,
+    face_boxes,
+    fill_gaps,
+    forward_mean,
+    landmark_boxes,
+    pad_boxes,
+    smooth_boxes,
+)
+from data.faces.crops import (
+    CROPS,
+    AlignedHeadCrop,
+    BoxCrop,
+    Crop,
+    SyncNetCrop,
+    VasaCrop,
+    Wav2LipCrop,
+    crop_name,
+    transform_points,
+)
+from data.faces.sources import (
+    LANDMARK_SOURCES,
+    SOURCE_CHOICES,
+    LandmarksMissing,
+    LandmarkSource,
+    LandmarkSourceError,
+    build_source,
+    fan_available,
+    resolve_device,
+    resolve_source,
+)
+
+__all__ = [
+    "CROPS",
+    "FOREHEAD",
+    "LANDMARK_SOURCES",
+    "NO_BOX",
+    "SMOOTH_T",
+    "SOURCE_CHOICES",
+    "AlignedHeadCrop",
+    "BoxCrop",
+    "Crop",
+    "LandmarkSource",
+    "LandmarkSourceError",
+    "LandmarksMissing",
+    "SyncNetCrop",
+    "VasaCrop",
+    "Wav2LipCrop",
+    "build_source",
+    "crop_name",
+    "face_boxes",
+    "fan_available",
+    "fill_gaps",
+    "forward_mean",
+    "landmark_boxes",
+    "pad_boxes",
+    "resolve_device",
+    "resolve_source",
+    "smooth_boxes",
+    "transform_points",
+]

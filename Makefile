@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test slow perf clean
+.PHONY: setup demo test slow rehearsal perf clean
 
 $(BIN)/bench: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -22,10 +22,13 @@ demo: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow and not rehearsal"
 
 slow: setup
 	$(BIN)/pytest -q -m slow
+
+rehearsal: setup
+	$(BIN)/pytest -q -m rehearsal
 
 perf: setup
 	$(BIN)/bench perf

@@ -25,6 +25,7 @@ from data.clip import Clip
 from data.io import write_video
 
 POSE_PRIORS = ("none", "video")
+PRECISIONS = ("fp32", "bf16")
 
 
 def generation_stamp(cfg: DictConfig, ckpt: dict) -> dict:
@@ -36,6 +37,7 @@ def generation_stamp(cfg: DictConfig, ckpt: dict) -> dict:
         "seed": int(cfg.run.seed),
         "identity_frame": cfg.run.identity_frame,
         "pose_prior": cfg.run.pose_prior,
+        "precision": cfg.run.generate_precision,
     }
 
 
@@ -74,7 +76,23 @@ def generate_batch(module, clips: Sequence[Clip], positions: Sequence[int], cfg:
     audio = np.stack([c.audio for c in batch])
     prior = np.stack([np.asarray(c.video) for c in batch]) if cfg.run.pose_prior == "video" else None
     seeds = [int(cfg.run.seed) + i for i in positions]
-    return list(module.generate(identity, audio, pose_prior=prior, seed=seeds))
+    with precision_context(cfg, module):
+        return list(module.generate(identity, audio, pose_prior=prior, seed=seeds))
+
+
+def precision_context(cfg: DictConfig, module):
+    """bf16 autocast around generation when `run.generate_precision` is bf16 (what it changes in the metrics is
+    measured by scripts/gpu_check.sh before it is made a default anywhere), else nothing."""
+    import contextlib
+
+    import torch
+
+    precision = str(cfg.run.generate_precision)
+    if precision not in PRECISIONS:
+        raise ValueError(f"run.generate_precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(module.device).type, dtype=torch.bfloat16)
 
 
 def generate_split(

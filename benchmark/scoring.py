@@ -94,10 +94,19 @@ def build_metrics(
             if corpus is None:
                 raise ValueError(f"metric {target} needs the corpus being scored")
             kwargs["corpus"] = corpus
-        if device is not None and "device" in inspect.signature(cls.__init__).parameters:
+        if device is not None and _takes_device(cls):
             kwargs["device"] = device
         out[target] = cls(**kwargs)
     return out
+
+
+def _takes_device(cls) -> bool:
+    """Whether a metric class (or one of its bases in this suite) takes `device=` for its evaluator network."""
+    return any(
+        "device" in inspect.signature(k.__init__).parameters
+        for k in cls.__mro__
+        if "__init__" in k.__dict__ and k.__module__.startswith("metrics.")
+    )
 
 
 def metric_evaluators(metrics: Metrics) -> dict[str, dict]:

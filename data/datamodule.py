@@ -92,6 +92,19 @@ class TalkingFaceDataModule(L.LightningDataModule):
         rank, world = self._rank()
         return self._loader(self.val_set, RankSlice(len(self.val_set), rank=rank, world=world))
 
+    def statistics_set(self, max_clips: int = 256):
+        """The training windows of at most `max_clips` train clips spread evenly over the split, as a map-style
+        dataset: what models that normalise their targets with training-set statistics (the VASA-style motion
+        model) measure when training streams from shards. Without streaming, the training set itself."""
+        if not isinstance(self.train_set, IterableDataset):
+            return self.train_set
+        from data.windows import WINDOWS
+
+        idx = self.corpus.index.select(self.train_split)
+        pick = np.unique(np.linspace(0, len(idx) - 1, min(max_clips, len(idx))).round().astype(int))
+        clips = [self.corpus.load(e) for e in self.corpus.index.entries(idx[pick])]
+        return WINDOWS[self.window_kind](clips, seed=self.seed, **self.window_kwargs)
+
     def state_dict(self) -> dict[str, int]:
         trainer = getattr(self, "trainer", None)
         if trainer is None:

@@ -329,6 +329,13 @@ def landmark_calibration_needed(name: str, corpus) -> str | None:
     return None
 
 
+def _takes_device(name: str) -> bool:
+    import inspect
+
+    module, cls = LANDMARK_BACKENDS[name].split(":")
+    return "device" in inspect.signature(getattr(importlib.import_module(module), cls).__init__).parameters
+
+
 @lru_cache(maxsize=8)
 def _cached_backend(name: str, kwargs: tuple) -> LandmarkBackend:
     module, cls = LANDMARK_BACKENDS[name].split(":")
@@ -393,10 +400,14 @@ class LandmarkClipMetric(ClipMetric):
         landmark_options: dict[str, Any] | None = None,
         corpus=None,
         backend: LandmarkBackend | None = None,
+        device: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.landmark_backend = backend or build_backend(landmarks, corpus, **(landmark_options or {}))
+        options = dict(landmark_options or {})
+        if device is not None and _takes_device(resolve_backend_name(landmarks, corpus)):
+            options.setdefault("device", device)  # the network backends (fan, learned) run on the run's device
+        self.landmark_backend = backend or build_backend(landmarks, corpus, **options)
         self.evaluator_info = dict(self.landmark_backend.info)
 
     @classmethod

@@ -237,8 +237,9 @@ def embed_clip(
     im_feat, cc_feat = [], []
     for i in range(0, num_windows, batch_size):
         j = min(num_windows, i + batch_size)
-        im_feat.append(evaluator.forward_lip_prepared(windows[i:j].contiguous()).cpu())
-        cc_feat.append(evaluator.forward_aud(cc_windows[i:j].contiguous()).cpu())
+        # distances in float32 whatever precision the forwards ran in (bf16 autocast on a GPU)
+        im_feat.append(evaluator.forward_lip_prepared(windows[i:j].contiguous()).float().cpu())
+        cc_feat.append(evaluator.forward_aud(cc_windows[i:j].contiguous()).float().cpu())
     return torch.cat(im_feat, 0), torch.cat(cc_feat, 0)
 
 

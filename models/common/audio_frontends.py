@@ -22,6 +22,7 @@ imported as single checkpoint files here (docs/audio_frontends.md).
 
 from __future__ import annotations
 
+import abc
 import collections
 import difflib
 import hashlib
@@ -45,25 +46,28 @@ AUDIO_FRONTENDS: dict[str, str] = {
 }
 
 
-class AudioFrontend(nn.Module):
+class AudioFrontend(nn.Module, abc.ABC):
     """Base of every front end: see the module docstring for the contract."""
 
     name: ClassVar[str] = ""
     trainable: ClassVar[bool] = True
+    #: the embedding width of a front end whose width is fixed by its weights (None: set at build time)
+    fixed_dim: ClassVar[int | None] = None
     dim: int
 
     @classmethod
+    @abc.abstractmethod
     def build(cls, *, dim: int | None = None, weights: str | None = None, **kwargs: Any) -> AudioFrontend:
-        raise NotImplementedError
+        """A new front end with embedding width `dim` (trainable ones) or the given `weights` (frozen ones)."""
 
     @classmethod
+    @abc.abstractmethod
     def feature_extractor(cls, weights: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
         """`frame_features` for the data side, without building the trainable part."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def frame_features(self, audio: np.ndarray) -> np.ndarray:
         """float32 [N] 16 kHz -> per-frame inputs of `forward`, [floor(N / 640), ...] (numpy)."""
-        raise NotImplementedError
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "dim": int(self.dim), "trainable": bool(self.trainable)}
@@ -258,6 +262,7 @@ class SDAEncoder(AudioFrontend):
 
     name = "sda"
     trainable = False
+    fixed_dim = SDA_DIM
 
     def __init__(self, weights: str | None = None) -> None:
         super().__init__()

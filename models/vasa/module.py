@@ -20,12 +20,7 @@ path; always on), the landmark head (`w_landmarks`) and, in `tiny`, openness map
 the landmark head's output (`landmark_guide`), a mouth-box weighted L1 (`w_mouth`), 32x32 faces and no
 cross-identity term (`w_cross_id: 0`; the `paper` preset keeps it).
 
-Measured, tiny preset, synthetic corpus (128 px, 60 test clips of 2 unseen speakers), 2 CPU cores shared with
-~15 other jobs: 1041 stage-1 steps (420 s) + 610 stage-2 steps (240 s); AV confidence 0.078 vs 0.036 for the
-identity frame repeated (GT 0.268), AV offset -0.2 vs -3.8 frames; Delta P (solvePnP on landmarks read by the
-face model's own encoders + landmark head, same estimator for both) 7.84 vs 7.72 deg/frame for GT. Without the
-image path the unseen speakers' faces came out as blurred training colours; without the openness maps the mouth
-stayed closed after ~400 steps.
+What the tiny preset measured on the synthetic corpus, and what each departure bought: docs/vasa.md.
 
 Stage 2 (section 3.2): x0-prediction MSE on windows of normalised motion latents, condition dropout 0.1 for
 audio, gaze, distance and emotion and 0.5 for the previous window (motion and audio together, so the model
@@ -35,7 +30,8 @@ Paper presets vs VASA-1 (no official code: what its sections 3.2 and 4 state; ta
 docs/official_recipes.md; pinned by tests/models/test_vasa.py). Equal: 8 layers, d 512, 8 heads (~29M; 27.6M
 here), x0 prediction, condition dropout 0.1 / 0.5 (previous window), audio-tail cuts, 50 steps, CFG lambda_A
 0.5 and lambda_g 1.0 only, mean head distance, empty emotion. Different:
-- audio features: wav2vec2 in VASA-1, log-mel here (no wav2vec2 weights in this project).
+- audio features: wav2vec2 in VASA-1, log-mel here by default (no wav2vec2 weights can be imported here;
+  `audio_features: sda` hears through the frozen pretrained SDA encoder instead).
 - default gaze: forward-facing in VASA-1, the training mean here (our landmark gaze label has no known
   "forward" value on real video).
 - stage 1: 512x512, ~200M parameters, MegaPortraits' losses + ArcFace in VASA-1; 256x256, ~61M, the losses
@@ -65,7 +61,7 @@ from models.common.inputs import clip_seeds, generation_inputs
 from models.common.steps import log_losses
 from models.vasa import windows  # noqa: F401  registers the "vasa_face" / "vasa_motion" window kinds
 from models.vasa.face_latent import POSE_DIM, FaceLatentNet
-from models.vasa.motion_dit import AUDIO_FEATURES, MotionConditions, MotionDiT
+from models.vasa.motion_dit import MotionConditions, MotionDiT, audio_feature_fn
 from models.vasa.process import CosineSchedule, iter_motion_windows
 from models.vasa.windows import from_model_image, to_model_image
 
@@ -271,7 +267,7 @@ class VasaConfig:
     heads: int = 8
     dropout: float = 0.1
     emotion_dim: int = 8  # HSEmotion's 8 classes (VASA-1: mean emotion coefficients)
-    audio_features: str = "mel"  # motion_dit.AUDIO_FEATURES
+    audio_features: str = "mel"  # motion_dit.audio_feature_fn: mel | a frozen pretrained front end (sda)
     cond_dropout: float = 0.1
     prev_dropout: float = 0.5
     truncate_prob: float = 0.1  # probability of cutting a random audio tail off a training window
@@ -342,8 +338,10 @@ class VasaModule(L.LightningModule):
     ) -> None:
         super().__init__()
         cfg = to_config(VasaConfig, cfg)
-        if cfg.audio_features not in AUDIO_FEATURES:
-            raise ValueError(f"unknown audio_features {cfg.audio_features!r}; valid: {sorted(AUDIO_FEATURES)}")
+        try:
+            _, audio_dim = audio_feature_fn(cfg.audio_features)
+        except KeyError as err:
+            raise ValueError(str(err.args[0])) from None
         self._face_given = face is not None
         if isinstance(face, VasaFaceModule):
             face_cfg, face = dataclasses.asdict(face.cfg), face.net
@@ -358,7 +356,6 @@ class VasaModule(L.LightningModule):
         self.save_hyperparameters({"cfg": dataclasses.asdict(cfg), "face_cfg": face_cfg})
         self.face = face.requires_grad_(False).eval()
         self.motion_dim = POSE_DIM + face.dyn_dim
-        _, audio_dim = AUDIO_FEATURES[cfg.audio_features]
         self.net = MotionDiT(
             self.motion_dim,
             audio_dim,
@@ -381,6 +378,16 @@ class VasaModule(L.LightningModule):
         self.face.eval()  # frozen: always in eval mode
         return self
 
+    @property
+    def audio_frontend(self):
+        """The frozen pretrained front end the motion model hears through, recorded with the results (None for
+        its own mel features)."""
+        if self.cfg.audio_features == "mel":
+            return None
+        from models.common.audio_frontends import shared_frontend
+
+        return shared_frontend(self.cfg.audio_features)
+
     def window_kwargs(self) -> dict[str, Any]:
         return {
             "face_net": self.face,
@@ -400,6 +407,8 @@ class VasaModule(L.LightningModule):
     def on_fit_start(self) -> None:
         dm = getattr(self.trainer, "datamodule", None)
         train_set = getattr(dm, "train_set", None)
+        if train_set is not None and not hasattr(train_set, "stats") and hasattr(dm, "statistics_set"):
+            train_set = dm.statistics_set()  # a streamed corpus: the normalisation of a sample of its clips
         if train_set is not None and hasattr(train_set, "stats"):
             self.set_stats(train_set.stats())
         if not self._face_given and not bool(self.stats_ready):
@@ -497,7 +506,7 @@ class VasaModule(L.LightningModule):
         """Denormalised motion latents [B, n, 6+Z], window by window, for audio float32 [B, N]."""
         if not bool(self.stats_ready):
             warnings.warn("VasaModule: motion statistics were never set (untrained model)", stacklevel=2)
-        feature_fn, _ = AUDIO_FEATURES[self.cfg.audio_features]
+        feature_fn, _ = audio_feature_fn(self.cfg.audio_features)
         feats = torch.from_numpy(np.stack([feature_fn(a) for a in audio])).to(self.device)
         g, d, e = self._controls(len(audio), gaze, distance, emotion)
         gens = [torch.Generator().manual_seed(s) for s in clip_seeds(seed, len(audio))]

@@ -13,7 +13,8 @@ tail use the null audio token too. The output head reads the W X_t positions.
 
 Audio features: `AUDIO_FEATURES` maps a name to a per-frame feature function (float32 [T, dim] from 16 kHz audio).
 "mel" (default, no weights needed) stacks the 4 Wav2Lip log-mel columns that fall in each 40 ms video frame.
-VASA-1 used wav2vec2 features; no wav2vec2 weights are available in this project yet, so only "mel" is registered.
+VASA-1 used the features of a pretrained speech encoder (wav2vec2); `audio_feature_fn` also takes the frozen
+pretrained front ends of models.common.audio_frontends by name (`sda` now; wav2vec2 is not importable here).
 """
 
 from __future__ import annotations
@@ -44,6 +45,22 @@ def mel_frame_features(audio: np.ndarray) -> np.ndarray:
 AUDIO_FEATURES: dict[str, tuple[Callable[[np.ndarray], np.ndarray], int]] = {
     "mel": (mel_frame_features, 80 * MEL_COLUMNS_PER_FRAME),
 }
+
+
+
+def audio_feature_fn(name: str) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
+    """(per-frame feature function, feature width) of audio input `name`: one of AUDIO_FEATURES, or a frozen
+    pretrained front end (models.common.audio_frontends; its registered weights are needed when it runs)."""
+    if name in AUDIO_FEATURES:
+        return AUDIO_FEATURES[name]
+    from models.common.audio_frontends import AUDIO_FRONTENDS, audio_feature_extractor, audio_frontend_class
+
+    frozen = [n for n in AUDIO_FRONTENDS if not audio_frontend_class(n).trainable]
+    if name not in frozen:
+        raise KeyError(f"unknown audio features {name!r}; valid: {sorted([*AUDIO_FEATURES, *frozen])}")
+    cls = audio_frontend_class(name)
+    return (lambda audio: audio_feature_extractor(name)(audio)), int(cls.fixed_dim)
+
 
 CONDITIONS = ("audio", "prev", "gaze", "distance", "emotion")
 

@@ -67,6 +67,7 @@ def gaze_distance_from_landmarks(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray
 class _RandomItems(SeededItems, Dataset):
     def __init__(self, length: int, fixed: bool, seed: int) -> None:
         self.length, self.fixed, self.seed = int(length), bool(fixed), int(seed)
+        self.num_windows = self.length  # what a stream draws in proportion to (data.datamodule.StreamingWindows)
 
     def __len__(self) -> int:
         return self.length
@@ -157,11 +158,9 @@ class MotionWindows(_RandomItems):
         seed: int = 0,
         encode_batch: int = 64,
     ) -> None:
-        from models.vasa.motion_dit import AUDIO_FEATURES
+        from models.vasa.motion_dit import audio_feature_fn
 
-        if audio_features not in AUDIO_FEATURES:
-            raise KeyError(f"unknown audio features {audio_features!r}; valid: {sorted(AUDIO_FEATURES)}")
-        feature_fn, _ = AUDIO_FEATURES[audio_features]
+        feature_fn, _ = audio_feature_fn(audio_features)
         self.window, self.context, self.emotion_dim = int(window), int(context), int(emotion_dim)
         self.motion: list[np.ndarray] = []
         self.audio: list[np.ndarray] = []

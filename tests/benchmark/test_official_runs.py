@@ -55,3 +55,40 @@ def test_a_checkpoint_of_another_preset_is_refused_before_anything_runs(official
     assert main(_args(tmp_path / "runs", "tiny")) == 2
     captured = capsys.readouterr()
     assert "'paper'" in captured.err and "[calibrate]" not in captured.out and "[train]" not in captured.out
+
+
+@pytest.mark.rehearsal
+def test_released_diffused_heads_generates_end_to_end(tmp_path, monkeypatch, capsys):
+    """The official CREMA Lightning checkpoint (RGB motion UNet under `unet.` and `diffusion.nn_backbone.`) and the
+    SDA audio encoder, imported; `bench run --model diffused_heads --dataset crema run.checkpoint=...` then loads
+    the UNet with RGB motion and the SDA front end read from the file, trains nothing, generates and scores. (The
+    weights are random stand-ins of the official shapes; 2 sampling steps instead of 100 keep it to minutes.)"""
+    from test_weights import _dh_views, _official_ckpt, _sda_file
+
+    from data.synthetic.writer import synth_main
+
+    monkeypatch.setenv("TALKBENCH_HOME", str(tmp_path / "home"))
+    unet = _dh_views("diffused_heads_UNet_rgbmotion_state_dict.tsv")
+    import_weights(_official_ckpt(tmp_path / "crema.ckpt", unet, foreign=True), "diffused_heads_crema")
+    import_weights(_sda_file(tmp_path / "audio_encoder.pt"), "sda_audio_encoder")
+    root = tmp_path / "crema"
+    synth_main("crema", root, seed=0, n_clips=16, n_speakers=4, min_seconds=0.5, max_seconds=0.6, progress=False)
+    settings = {
+        "dataset.root": root,
+        "run.out_dir": tmp_path / "runs",
+        "run.limit": 1,
+        "run.checkpoint": "diffused_heads_crema",
+        "model.params.sample_steps": 2,
+        "trainer.progress": "false",
+        "metrics.sync.evaluator": "calibrated",
+        "metrics.calibrate.min_steps": 5,
+        "metrics.calibrate.max_steps": 5,
+    }
+    args = ["run", "--model", "diffused_heads", "--dataset", "crema", "--preset", "paper"]
+    assert main([*args, *(f"{k}={v}" for k, v in settings.items())]) == 0
+    out = capsys.readouterr().out
+    assert "[train]" not in out and "[load] diffused_heads" in out
+    res = load_results(tmp_path / "runs" / "crema" / "diffused_heads" / "results.json")
+    ckpt = res.run.checkpoint
+    assert ckpt["name"] == "diffused_heads_crema" and ckpt["audio_frontend"]["name"] == "sda"
+    assert res.metrics["lse_c"].n == 1

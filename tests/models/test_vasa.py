@@ -351,6 +351,27 @@ def test_generate_contract_seed_and_streaming(clips) -> None:
         vasa.generate(c.video[None, 0], audio, emotion=[1.0, 2.0])
 
 
+def test_motion_model_hears_through_a_frozen_pretrained_front_end(clips, sda_encoder_file, monkeypatch) -> None:
+    """`audio_features: sda`: the motion model's audio input is the frozen SDA encoder's 256-d embedding per frame
+    (one per 640 samples), in training windows and in generation, and the front end is what results record."""
+    from models.common import audio_frontends
+
+    monkeypatch.setattr(audio_frontends, "_SHARED", {})
+    monkeypatch.setattr(audio_frontends, "SDA_WEIGHTS", sda_encoder_file)  # the registered name's stand-in
+    vasa = small_vasa(audio_features="sda").eval()
+    assert vasa.audio_frontend.info()["name"] == "sda" and small_vasa().audio_frontend is None
+    windows = MotionWindows(
+        clips[:2], face_net=vasa.face, window=vasa.cfg.window, context=vasa.cfg.context, audio_features="sda"
+    )
+    assert windows.audio[0].shape == (clips[0].num_frames, 256)
+    expected = audio_frontends.sda_embed(audio_frontends.shared_frontend("sda").model, torch.from_numpy(clips[0].audio))
+    assert np.allclose(windows.audio[0], expected.numpy())
+    out = vasa.generate(clips[0].video[None, 0], clips[0].audio[None, : 640 * 10], seed=1)
+    assert out.shape == (1, 10, 64, 64, 3)
+    with pytest.raises(ValueError, match="unknown audio features 'wav2vec2'"):
+        small_vasa(audio_features="wav2vec2")
+
+
 def test_config_controls_and_checkpoint_round_trip(tmp_path, clips) -> None:
     from benchmark.config import compose
     from benchmark.train import build_untrained

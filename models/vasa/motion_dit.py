@@ -47,7 +47,6 @@ AUDIO_FEATURES: dict[str, tuple[Callable[[np.ndarray], np.ndarray], int]] = {
 }
 
 
-
 def audio_feature_fn(name: str) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
     """(per-frame feature function, feature width) of audio input `name`: one of AUDIO_FEATURES, or a frozen
     pretrained front end (models.common.audio_frontends; its registered weights are needed when it runs)."""

@@ -10,11 +10,8 @@ which one it needs through `calibration_needed`, and the runner runs it before s
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
-import torch
 from omegaconf import DictConfig
 
 from data.corpus import LayoutCorpus
@@ -83,21 +80,16 @@ def calibrate_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntr
 
 
 def _register(blob: dict, network: str, cfg: DictConfig, corpus: LayoutCorpus, report) -> store.WeightsEntry:
-    """Save a calibrated network and register it as `<network>-<corpus>-<sha8>`, with its corpus and report."""
-    tmp = store.weights_dir() / f".calibrating-{network}{os.getpid()}.pt"
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(blob, tmp)
-    try:
-        return store.register_file(
-            tmp,
-            f"{network}-{corpus.name}-{store.sha256_file(tmp)[:8]}",
-            network=network,
-            source=f"calibrated on {corpus.name} ({corpus.root})",
-            calibrated=True,
-            meta={"corpus": corpus.fingerprint(), "report": _plain(report.to_dict()), "seed": int(cfg.run.seed)},
-        )
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    """Register a calibrated network as `<network>-<corpus>-<content8>` (its content digest: the same weights get
+    the same name on every machine), with its corpus and report."""
+    return store.register_object(
+        blob,
+        f"{network}-{corpus.name}-{{content8}}",
+        network=network,
+        source=f"calibrated on {corpus.name} ({corpus.root})",
+        calibrated=True,
+        meta={"corpus": corpus.fingerprint(), "report": _plain(report.to_dict()), "seed": int(cfg.run.seed)},
+    )
 
 
 def _plain(obj):

@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--videos", required=True, type=Path, help="folder of .mp4 files named by test clip")
     p.add_argument("--name", required=True, help="row name in the leaderboard")
     p.add_argument("--mapping", type=Path, default=None, help="JSON {clip_id: file name} when names differ")
+    p.add_argument("--overwrite", action="store_true", help="replace the scores a --name holds for another folder")
     _add_run_args(p, model=False)
 
     p = sub.add_parser("table1", help="Diffused Heads Table 1: train/load every model, generate, score, write tables")
@@ -202,7 +203,7 @@ def cmd_run(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from benchmark import runner, scoring
-    from benchmark.distributed import eval_group, run_device
+    from benchmark.distributed import eval_group, run_device, run_lock
 
     cfg = _compose(args, model=False)
     cfg.run.name = args.name
@@ -226,16 +227,19 @@ def cmd_evaluate(args) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     started = scoring.now()
     notes = [f"videos: {args.videos.resolve()}", *scoring.resampling_notes(videos)]
-    res = scoring.evaluate_videos(
-        cfg,
-        corpus,
-        clips,
-        videos,
-        run_dir,
-        lambda: scoring.run_info(cfg, "external", args.name, args.name, started, notes=notes),
-        group=group,
-        device=run_device(cfg),
-    )
+    with run_lock(run_dir):
+        if group.main:
+            scoring.claim_run_dir(run_dir, args.videos, overwrite=args.overwrite)
+        res = scoring.evaluate_videos(
+            cfg,
+            corpus,
+            clips,
+            videos,
+            run_dir,
+            lambda: scoring.run_info(cfg, "external", args.name, args.name, started, notes=notes),
+            group=group,
+            device=run_device(cfg),
+        )
     if res is None:
         return 0  # rank > 0: its clips are in rank 0's record
     print(f"results: {run_dir / 'results.json'}")

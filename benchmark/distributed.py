@@ -13,8 +13,10 @@ including evaluation-only runs; on SLURM, `srun` one torchrun per node (`--nnode
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -60,8 +62,6 @@ def eval_group() -> EvalGroup:
 
 def rank_file(path: os.PathLike | str, rank: int):
     """Where rank `rank` writes its rows of the per-clip file `path` (merged by rank 0)."""
-    from pathlib import Path
-
     path = Path(path)
     return path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
 
@@ -90,3 +90,70 @@ def log(msg: str) -> None:
     """Print once per job: on the process of local rank 0 of node 0."""
     if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:
         print(msg, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------- run folders
+
+
+class RunInUseError(RuntimeError):
+    """Another process is writing the run folder."""
+
+
+_HELD: dict[Path, int] = {}
+
+
+def is_main_process() -> bool:
+    """Global rank 0 of whatever launched this process (torchrun's RANK, Lightning's LOCAL_RANK / NODE_RANK)."""
+    env = os.environ
+    return int(env.get("RANK", env.get("LOCAL_RANK", "0"))) == 0 and int(env.get("NODE_RANK", "0")) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+@contextlib.contextmanager
+def run_lock(run_dir):
+    """Hold a run folder while this job writes it: `<run_dir>/.lock` names the holder's PID, and a second process
+    gets RunInUseError naming it (two `bench evaluate --name X` at once would merge two methods into one row). A
+    lock left by a process that died is taken over. Re-entrant within a process; other ranks of a job rely on
+    rank 0's lock."""
+    path = Path(run_dir).resolve() / ".lock"
+    if not is_main_process() or _HELD.get(path):
+        _HELD[path] = _HELD.get(path, 0) + 1
+        try:
+            yield
+        finally:
+            _HELD[path] -= 1
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            text = path.read_text().strip() if path.exists() else ""
+            pid = int(text) if text.isdigit() else -1
+            if pid > 0 and pid != os.getpid() and _alive(pid):
+                raise RunInUseError(
+                    f"{path.parent} is in use by PID {pid} (another bench command writes it); wait for it to "
+                    "finish or choose another run name"
+                ) from None
+            path.unlink(missing_ok=True)  # left by a process that died
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        break
+    else:
+        raise RunInUseError(f"{path.parent}: cannot take its lock file {path}")
+    _HELD[path] = 1
+    try:
+        yield
+    finally:
+        _HELD.pop(path, None)
+        path.unlink(missing_ok=True)

@@ -402,12 +402,13 @@ def _build_table(group: list[Results]) -> Table:
 # honest marking of values computed with non-official evaluator weights
 
 #: cell marks by evaluator status; official (and unrecorded) weights are not marked
-EVALUATOR_MARKS = {"random": "†", "calibrated": "‡", "trained": "‡"}
-EVALUATOR_STATUSES = ("official", "calibrated", "trained", "random")
+EVALUATOR_MARKS = {"random": "†", "calibrated": "‡", "trained": "‡", "unverified": "§", "unofficial": "§"}
+EVALUATOR_STATUSES = ("official", "calibrated", "trained", "random", "unverified", "unofficial")
 _FOOTNOTES = {
     "†": "† random-init evaluator: not comparable to published numbers ({})",
     "‡": "‡ evaluator calibrated / trained here, not the official weights: comparable only within this protocol, "
     "not to published numbers ({})",
+    "§": "§ evaluator imported under an official name but not verified against a pinned official sha256 ({})",
 }
 
 
@@ -815,7 +816,7 @@ def latex_escape(text: str) -> str:
 
 # math-mode symbols come from the Computer Modern math fonts every TeX has as Type 1; text-mode \dag (TS1, EC
 # fonts) makes pdflatex run METAFONT to build bitmap fonts where cm-super is not installed
-_LATEX_MARKS = {"†": r"$^{\dagger}$", "‡": r"$^{\ddagger}$"}
+_LATEX_MARKS = {"†": r"$^{\dagger}$", "‡": r"$^{\ddagger}$", "§": r"$^{\S}$"}
 
 
 def _latex_number(text: str) -> str:

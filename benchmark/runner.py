@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark import registry
 from benchmark.config import save_config
-from benchmark.distributed import eval_group, log, run_device
+from benchmark.distributed import eval_group, log, run_device, run_lock
 from benchmark.generation import generate_split, generation_stamp
 from benchmark.results import Results
 from benchmark.scoring import evaluate_videos, now, prepare_evaluators, run_info, test_clips
@@ -46,6 +46,11 @@ def run(cfg: DictConfig) -> Results | None:
         corpus.ensure()
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        return _run_locked(cfg, corpus, group, run_dir, started)
+
+
+def _run_locked(cfg: DictConfig, corpus: LayoutCorpus, group, run_dir, started: str) -> Results | None:
     if group.main:
         save_config(cfg, run_dir / "config.yaml")
     # loading weights is cheap, and a file that does not fit must fail before anything is calibrated

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -138,7 +139,10 @@ def protocol_for(cfg: DictConfig, corpus: LayoutCorpus, n_clips: int, metrics: M
             sec: {k: v for k, v in OmegaConf.to_container(cfg.metrics[sec]).items() if k != "evaluator"}
             for sec in sections
         },
-        "evaluator_sha256": {k: v.get("sha256") for k, v in sorted(metric_evaluators(metrics).items())},
+        # the weights' content digest where known: the same evaluator has one identity on every machine
+        "evaluator_sha256": {
+            k: v.get("content_sha256") or v.get("sha256") for k, v in sorted(metric_evaluators(metrics).items())
+        },
     }
     return Protocol(
         name=cfg.run.get("protocol") or f"{corpus.name}-test",
@@ -230,8 +234,13 @@ def score_clips(
     notes: list[str] | None = None,
     only: Callable[[int], bool] | None = None,
     aggregate: bool = True,
+    key: Callable[[int, Clip], dict] | None = None,
 ) -> tuple[dict[str, MetricResult], list[dict]]:
     """Score every clip (resuming from samples_path) and aggregate with the metric objects.
+
+    `key(i, clip)` says what a clip's record was made from (the protocol hash, the video file's path, size and
+    modification time): a record is reused only when its key is the current one, so a resumed pass never mixes
+    scores of another folder, another file or another protocol into the row.
 
     Clip metrics record per-clip values; set metrics (FID, FVD) write each clip's features to
     `<samples_path's folder>/features/` and record their count. A set metric's value needs `reference` (adds the
@@ -244,7 +253,7 @@ def score_clips(
     base = samples_path.parent
     clip_metrics = {t: m for t, m in metrics.items() if not isinstance(m, SetMetric)}
     set_metrics = {t: m for t, m in metrics.items() if isinstance(m, SetMetric)}
-    done = {row["clip_id"]: row for row in read_jsonl(samples_path, missing_ok=True)}
+    done = reusable_rows(samples_path, clips, key)
     for cid, row in list(done.items()):
         if features_missing(row, set_metrics, base):
             del done[cid]  # a finished clip whose feature file went missing is scored again
@@ -266,12 +275,38 @@ def score_clips(
                     for metric in metrics.values():
                         metric.record_failure(clip.clip_id, str(err))
                 row["values"] = {k: v for k, v in row["values"].items() if k in names}
+                if key is not None:
+                    row["key"] = key(i, clip)
                 append_jsonl(samples_path, row)
             rows.append(row)
             bar.advance(task)
     if not aggregate:
         return {}, rows
     return aggregate_results(clip_metrics, set_metrics, names, reference, notes), rows
+
+
+def reusable_rows(samples_path: Path, clips: Sequence[Clip], key: Callable[[int, Clip], dict] | None) -> dict:
+    """clip id -> the last record of `samples_path` made from what `key` says the clip is now."""
+    position = {c.clip_id: i for i, c in enumerate(clips)}
+    done = {}
+    for row in read_jsonl(samples_path, missing_ok=True):
+        i = position.get(row.get("clip_id"))
+        if i is not None and (key is None or row.get("key") == key(i, clips[i])):
+            done[row["clip_id"]] = row
+    return done
+
+
+def video_key(protocol_hash: str, videos: dict[str, Path]) -> Callable[[int, Clip], dict]:
+    """A record's key for scores of video files: the protocol, and the file (resolved path, size, mtime)."""
+
+    def key(i: int, clip: Clip) -> dict:
+        path = videos.get(clip.clip_id)
+        if path is None or not Path(path).exists():
+            return {"protocol": protocol_hash, "video": None}
+        st = Path(path).stat()
+        return {"protocol": protocol_hash, "video": [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]}
+
+    return key
 
 
 def aggregate_results(
@@ -337,8 +372,8 @@ def score_clips_distributed(
     files) and aggregates in dataset order, so the values equal a 1-process run's. Other ranks return None."""
     if group.world == 1:
         return score_clips(clips, fetch, metrics, names, samples_path, **kwargs)
-    finished = {row["clip_id"] for row in read_jsonl(samples_path, missing_ok=True)}
-    shard_kwargs = {k: v for k, v in kwargs.items() if k == "progress"}
+    finished = set(reusable_rows(samples_path, clips, kwargs.get("key")))
+    shard_kwargs = {k: v for k, v in kwargs.items() if k in ("progress", "key")}
     score_clips(
         clips,
         fetch,
@@ -397,7 +432,7 @@ def run_info(cfg: DictConfig, kind: str, name: str, label: str, started: str, mo
 
 
 def _score_row(
-    cfg, corpus, clips, fetch, metrics, run_dir: Path, info: Callable[[], RunInfo], group, protocol, reference
+    cfg, clips, fetch, key, metrics, run_dir: Path, info: Callable[[], RunInfo], group, protocol, reference
 ) -> Results | None:
     notes: list[str] = []
     partial = run_dir / "samples.partial.jsonl"
@@ -411,6 +446,7 @@ def _score_row(
         progress=bool(cfg.trainer.progress),
         reference=reference,
         notes=notes,
+        key=key,
     )
     if scored is None:
         return None
@@ -448,9 +484,9 @@ def evaluate_videos(
         started = now()
         _score_row(
             cfg,
-            corpus,
             clips,
             lambda i, c: np.asarray(c.video),
+            lambda i, c: {"protocol": protocol.hash},
             metrics,
             gt,
             lambda: run_info(cfg, "gt", "GT", "GT", started),
@@ -469,7 +505,8 @@ def evaluate_videos(
 
     log(f"[evaluate] {cfg.run.name}: scoring {len(videos)} videos")
     reference = reference_features(cfg, clips, protocol)
-    return _score_row(cfg, corpus, clips, fetch, metrics, run_dir, info, group, protocol, reference)
+    key = video_key(protocol.hash, videos)
+    return _score_row(cfg, clips, fetch, key, metrics, run_dir, info, group, protocol, reference)
 
 
 def load_gt(cfg: DictConfig, protocol: Protocol) -> Results | None:
@@ -478,6 +515,33 @@ def load_gt(cfg: DictConfig, protocol: Protocol) -> Results | None:
 
 
 # ----------------------------------------------------------------------------------------------- folders
+
+SOURCE = "source.json"
+
+
+def claim_run_dir(run_dir: Path, videos: Path, *, overwrite: bool = False) -> None:
+    """Make `run_dir` the record of folder `videos`: a run name that holds the scores of another folder is refused
+    (the rows of two methods would meet in one) unless `overwrite`, which first removes those scores."""
+    import shutil
+
+    from benchmark.results import write_json_atomic
+
+    source = {"videos": str(Path(videos).resolve())}
+    path = run_dir / SOURCE
+    old = json.loads(path.read_text()) if path.exists() else None
+    scored = any((run_dir / f).exists() for f in ("results.json", "samples.jsonl", "samples.partial.jsonl"))
+    if old != source and (scored or old is not None):
+        if not overwrite:
+            was = old["videos"] if old else "another folder (or a bench run)"
+            raise FileExistsError(
+                f"run name {run_dir.name!r} already holds the scores of {was} ({run_dir}); choose another --name, "
+                "or pass --overwrite to replace them"
+            )
+        for f in ("results.json", "samples.jsonl", *(p.name for p in run_dir.glob("samples.partial*.jsonl"))):
+            (run_dir / f).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "features", ignore_errors=True)
+    write_json_atomic(path, source)
+
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".flv", ".mov", ".mkv", ".webm")
 

@@ -26,8 +26,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark import registry
 from benchmark.config import compose, config_hash, save_config
-from benchmark.distributed import log
+from benchmark.distributed import log, run_lock
 from data.corpus import LayoutCorpus
+from metrics.safe_load import CheckpointReadError, load_checkpoint_file
 from metrics.weights import sha256_file
 
 RESUME_MARKER = "training_hash"
@@ -142,9 +143,11 @@ def train_or_load(cfg: DictConfig, corpus: LayoutCorpus, trail: tuple[str, ...] 
         cached = load_cached(module, weights_path, thash)
         if cached is None:
             log(f"[train] {name}: training on {corpus.name} (preset {cfg.run.preset}) -> {run_dir}")
-            fit(cfg, corpus, module, run_dir, thash)
-            if int(os.environ.get("LOCAL_RANK", "0")) == 0:
-                torch.save({"state_dict": module.state_dict(), "training_hash": thash}, weights_path)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            with run_lock(run_dir):  # two runs needing the same expert must not train it into one folder at once
+                fit(cfg, corpus, module, run_dir, thash)
+                if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+                    torch.save({"state_dict": module.state_dict(), "training_hash": thash}, weights_path)
             info = {"source": "trained", "path": str(weights_path), "training_hash": thash}
         else:
             log(f"[train] {name}: reusing {weights_path} (same config and corpus)")
@@ -162,12 +165,11 @@ def weights_details(module) -> dict[str, Any]:
 
 
 def load_cached(module, path: Path, thash: str) -> dict | None:
-    import torch
 
     if not path.exists():
         return None
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if blob.get("training_hash") != thash:
+    blob, _ = load_checkpoint_file(path)
+    if not isinstance(blob, dict) or blob.get("training_hash") != thash:
         return None
     module.load_state_dict(blob["state_dict"])
     return {"source": "cached", "path": str(path), "training_hash": thash}
@@ -229,8 +231,8 @@ def _module_state_dict(path: Path) -> dict | None:
     import torch
 
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # TorchScript archives, foreign pickles: not whole-module files, read by the model's reader
+        blob, _ = load_checkpoint_file(path)
+    except CheckpointReadError:  # a TorchScript archive: not a whole-module file, read by the model's reader
         return None
     sd = blob.get("state_dict") if isinstance(blob, dict) else None
     if isinstance(sd, dict) and sd and all(isinstance(v, torch.Tensor) for v in sd.values()):
@@ -415,10 +417,9 @@ def resume_checkpoint(run_dir: Path, thash: str) -> Path | None:
 
 
 def checkpoint_step(path: Path) -> int:
-    import torch
 
-    # weights_only: a checkpoint is data; Lightning's own files hold only tensors and plain containers
-    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step", 0))
+    blob, _ = load_checkpoint_file(path, mmap=True)  # mapped: the optimiser state is not read
+    return int(blob.get("global_step", 0))
 
 
 def fit(cfg: DictConfig, corpus: LayoutCorpus, module, run_dir: Path, thash: str) -> None:
@@ -436,5 +437,6 @@ def fit(cfg: DictConfig, corpus: LayoutCorpus, module, run_dir: Path, thash: str
         marker = run_dir / "checkpoints" / RESUME_MARKER
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(thash)
-    trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
+    # weights_only: a checkpoint in a run folder is data too, never code to run
+    trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None, weights_only=True)
     log(f"[train] {cfg.model.name}: {trainer.global_step} steps in {trainer.world_size} process(es)")

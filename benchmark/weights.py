@@ -11,6 +11,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from benchmark.registry import import_target, suggest
 from metrics import weights as store
 from models.common.audio_frontends import SDA_FILE, SDA_HOW_TO_GET
@@ -207,6 +209,12 @@ def check_file(path: Path, name: str) -> tuple[str, str]:
     except (ValueError, OSError) as err:
         raise store.WeightsError(f"{path}: cannot be imported as {name}: {err}") from err
     check_state_dict(net, sd, source=str(path))
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise store.WeightsError(
+            f"{path}: {len(bad)} tensors hold NaN or infinite values (first: {', '.join(bad[:3])}); a damaged or "
+            "diverged file is not imported"
+        )
     return fmt, store.sha256_file(path)
 
 
@@ -223,7 +231,8 @@ def import_weights(path: Path, name: str, *, allow_unofficial: bool = False) -> 
             f"{path}: sha256 {digest[:16]}... is not the official {known.file or name} ({known.sha256[:16]}...); "
             "a re-saved or different file. Import it anyway with --allow-unofficial (results then say so)."
         )
-    source = f"official ({Path(path).name})" if official is not False else f"unofficial copy ({Path(path).name})"
+    label = {True: "official", False: "unofficial copy", None: "imported, unverified"}[official]
+    source = f"{label} ({Path(path).name})"
     meta = {"format": fmt, "kind": known.kind, "official_sha256": known.sha256 or None, "sha256_official": official}
     return store.register_file(path, name, network=name, source=source, meta=meta)
 

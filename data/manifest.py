@@ -25,7 +25,7 @@ MANIFEST = "manifest.jsonl"
 INDEX = "manifest.index.npz"
 REJECTS = "rejects.jsonl"
 INFO = "prepared.json"
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: speaker names as a unicode array (no object arrays, so no pickle)
 
 
 class ManifestError(ValueError):
@@ -105,7 +105,8 @@ def _write_index(folder: Path, sha, offsets, splits, shards, frames, speakers, s
         shard=np.asarray(shards, np.int32),
         n_frames=np.asarray(frames, np.int32),
         speaker=np.asarray(speakers, np.int32),
-        speaker_names=np.asarray(speaker_names, dtype=object),
+        # a fixed-width unicode array: the index is read with allow_pickle=False (a prepared folder may be shared)
+        speaker_names=np.asarray(speaker_names, dtype=str) if speaker_names else np.zeros(0, dtype="<U1"),
     )
     os.replace(tmp, folder / INDEX)
 
@@ -132,7 +133,7 @@ class ManifestIndex:
         ipath = folder / INDEX
         if ipath.exists():
             try:
-                with np.load(ipath, allow_pickle=True) as z:
+                with np.load(ipath, allow_pickle=False) as z:
                     if int(z["version"]) == INDEX_VERSION and int(z["size"]) == path.stat().st_size:
                         return cls(
                             path,

@@ -7,6 +7,7 @@ each rank scored, and the dataset index of each clip lets the caller drop sample
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -53,6 +54,9 @@ class ClipMetric(Metric, abc.ABC):
     needs_corpus: bool = False
     #: the key under which `evaluator_info` is recorded in results ("syncnet", "inception", "landmarks", ...)
     evaluator_key: str | None = None
+    #: outputs whose per-clip value may be NaN by definition (a blink duration in a clip without blinks); any other
+    #: non-finite value means the evaluator broke on the clip, which is then a counted failure with the reason
+    nan_outputs: tuple[str, ...] = ()
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -86,6 +90,10 @@ class ClipMetric(Metric, abc.ABC):
                 self.record_failure(sample.clip_id, str(result))
                 continue
             vals = [float(v) for v in result]
+            broken = [n for n, v in zip(self.outputs, vals) if not math.isfinite(v) and n not in self.nan_outputs]
+            if broken:
+                self.record_failure(sample.clip_id, f"the evaluator gave non-finite {', '.join(broken)}")
+                continue
             self.values.append(torch.tensor([vals], dtype=torch.float64))
             self.index.append(torch.tensor([sample.index], dtype=torch.long))
 

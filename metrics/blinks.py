@@ -39,6 +39,7 @@ class BlinkMetrics(LandmarkClipMetric):
     """
 
     outputs = ("blinks_per_s", "blink_dur", "n_blinks", "seconds")
+    nan_outputs = ("blink_dur",)  # a clip without blinks has no duration
     higher_is_better = None
     config_section = "blinks"
 

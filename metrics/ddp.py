@@ -9,7 +9,6 @@ check that: each rank updates with its own shard of the samples, torchmetrics ga
 from __future__ import annotations
 
 import os
-import pickle
 import socket
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -45,7 +44,7 @@ def _worker(rank: int, world: int, port: int, factory, samples, shard, out: str)
         mine = [samples[i] for i in shard(len(samples), rank, world)]
         value = _run(factory, mine)
         if rank == 0:
-            Path(out).write_bytes(pickle.dumps(value))
+            torch.save(value, out)  # plain numbers and dicts: read back by the one checkpoint reader
     finally:
         dist.destroy_process_group()
 
@@ -80,11 +79,13 @@ def compute_distributed(
     if world_size < 1:
         raise ValueError(f"world_size must be >= 1, got {world_size}")
     with tempfile.TemporaryDirectory() as tmp:
-        out = str(Path(tmp) / "rank0.pkl")
+        out = str(Path(tmp) / "rank0.pt")
         torch.multiprocessing.spawn(
             _worker, args=(world_size, _free_port(), factory, list(samples), shard, out), nprocs=world_size
         )
-        return pickle.loads(Path(out).read_bytes())
+        from metrics.safe_load import load_checkpoint_file
+
+        return load_checkpoint_file(out)[0]
 
 
 def compute_single(factory: Callable[[], Any], samples: Sequence[Any]) -> Any:

@@ -89,8 +89,9 @@ class FrechetVideoDistance(SetMetric):
         if weights != "random" and _is_torchscript_entry(weights):
             path, entry = store.resolve(weights, HOW_TO_GET.get(weights, ""))
             self.i3d = TorchScriptI3D(path)
-            status = "official" if entry.source.startswith("official") else "trained"
+            status = entry.status
             info = {"arch": "i3d_torchscript (StyleGAN-V)", "weights": weights, "sha256": entry.sha256}
+            info["content_sha256"] = entry.identity
             info.update(status=status, preprocessing="inside the archive: rescale=True, resize=True")
         else:
             net = build_i3d(bn_eps)

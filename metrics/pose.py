@@ -39,6 +39,7 @@ from metrics.functional.pose import (
     pose_features,
     window_starts,
 )
+from metrics.safe_load import load_checkpoint_file
 
 CAPP_NETWORK = "capp"
 
@@ -246,8 +247,9 @@ class AudioPoseAlignment(LandmarkClipMetric):
                 )
             weights = entry.name
         path = Path(weights) if Path(weights).is_file() else store.resolve(weights)[0]
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob, _ = load_checkpoint_file(path)
         info = {"network": CAPP_NETWORK, "weights": str(weights), "sha256": store.sha256_file(path)}
+        info["content_sha256"] = store.content_digest(blob)
         return capp_from_blob(blob), info
 
     def score_clip(self, sample: EvalSample) -> tuple[float]:

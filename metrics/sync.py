@@ -76,9 +76,10 @@ def load_sync_network(name: str) -> tuple[nn.Module, dict[str, Any]]:
     info = {
         "name": entry.name,
         "sha256": entry.sha256,
+        "content_sha256": entry.identity,
         "network": entry.network,
         "calibrated": entry.calibrated,
-        "status": "calibrated" if entry.calibrated else "official",
+        "status": entry.status,
         "source": entry.source,
     }
     return net.eval(), info

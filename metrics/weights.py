@@ -36,20 +36,73 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def content_digest(obj: Any) -> str:
+    """sha256 of what a checkpoint holds, not of how it is stored: every tensor's place in the nested containers,
+    dtype, shape and bytes, and every other value, in key order. torch.save writes the file name into its archive
+    and its records change between versions; this digest does not, so the same weights have one identity on every
+    machine."""
+    h = hashlib.sha256()
+
+    def walk(prefix: str, x: Any) -> None:
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous()
+            h.update(f"{prefix}|{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(x, dict):
+            for k in sorted(x, key=str):
+                walk(f"{prefix}/{k}", x[k])
+        elif isinstance(x, list | tuple):
+            for i, v in enumerate(x):
+                walk(f"{prefix}[{i}]", v)
+        else:
+            h.update(f"{prefix}={x!r}|".encode())
+
+    walk("", obj)
+    return h.hexdigest()
+
+
+def file_content_digest(path: str | Path) -> str:
+    """`content_digest` of a checkpoint file's payload; the file's sha256 for what is not a pickle of tensors
+    (a TorchScript archive is the same bytes wherever it was copied)."""
+    from metrics.safe_load import CheckpointReadError, load_checkpoint_file
+
+    try:
+        payload, _ = load_checkpoint_file(path)
+    except CheckpointReadError:
+        return sha256_file(path)
+    return content_digest(payload)
+
+
 @dataclass
 class WeightsEntry:
     name: str
     file: str  # file name inside the store
-    sha256: str
+    sha256: str  # of the file: checked on every use (a changed or damaged file is refused)
     network: str  # what it loads into, e.g. "syncnet_v2" (S), "sync_eval_small", "lipsync_expert"
     source: str  # "official" | "calibrated" | "trained" | a path
     registered: str
     calibrated: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    content: str = ""  # content_digest of the weights: their identity in results and protocol hashes
 
     @property
     def short(self) -> str:
         return self.sha256[:8]
+
+    @property
+    def status(self) -> str:
+        """calibrated (trained here by `bench calibrate`) | official (imported, and its sha256 is a pinned official
+        digest) | unofficial (its sha256 differs from the pinned one: imported with --allow-unofficial) |
+        unverified (imported under an official name without a pinned digest to check it against, or registered
+        otherwise): only `official` goes unmarked in tables."""
+        if self.calibrated:
+            return "calibrated"
+        return {True: "official", False: "unofficial"}.get(self.meta.get("sha256_official"), "unverified")
+
+    @property
+    def identity(self) -> str:
+        """What results record and protocols hash: the content digest (the file's sha256 for older entries)."""
+        return self.content or self.sha256
 
 
 def _registry_path() -> Path:
@@ -98,6 +151,7 @@ def register_file(
         registered=time.strftime("%Y-%m-%dT%H:%M:%S"),
         calibrated=calibrated,
         meta=meta or {},
+        content=file_content_digest(dest),
     )
     entries = list_weights()
     entries[name] = entry
@@ -106,10 +160,13 @@ def register_file(
 
 
 def register_object(obj: Any, name: str, network: str, source: str, calibrated: bool, meta: dict | None = None):
-    """torch.save `obj` (tensors and plain containers only) and register it."""
+    """torch.save `obj` (tensors and plain containers only) and register it as `name` (`{content8}` in the name is
+    replaced by the first 8 hex digits of its content digest)."""
     weights_dir().mkdir(parents=True, exist_ok=True)
+    name = name.replace("{content8}", content_digest(obj)[:8])
     tmp = weights_dir() / f".{name}.tmp{os.getpid()}.pt"
-    torch.save(obj, tmp)
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)  # through a file object: the archive then holds no file name
     try:
         return register_file(tmp, name, network, source, calibrated, meta)
     finally:
@@ -139,12 +196,14 @@ def resolve(name: str, how_to_get: str = "") -> tuple[Path, WeightsEntry]:
 
 
 def load(name: str, how_to_get: str = "") -> tuple[Any, WeightsEntry]:
-    """Load registered weights with weights_only=True (no foreign classes are unpickled)."""
+    """Load registered weights through the suite's one reader (metrics.safe_load: tensors and containers only)."""
+    from metrics.safe_load import CheckpointReadError, load_checkpoint_file
+
     path, entry = resolve(name, how_to_get)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for truncated/foreign files
-        raise WeightsError(f"{path}: cannot be loaded as weights ({type(err).__name__}: {err})") from err
+        obj, _ = load_checkpoint_file(path)
+    except CheckpointReadError as err:
+        raise WeightsError(f"cannot be loaded as weights: {err}") from err
     return obj, entry
 
 

@@ -97,9 +97,10 @@ def load_lipreader(name: str) -> tuple[Lipreader, dict]:
             raise store.WeightsError(f"weights {name!r} ({entry.network}) are not a lipreader")
         net = build_lipreader(preset, labels=LRW_500_WORDS)
         load_lipreader_weights(net, read_lipreader_state_dict(path), source=str(path))
-        status = "official"
+        status = entry.status
     net.eval()
-    return net, {"weights": entry.name, "sha256": entry.sha256, "status": status, "source": entry.source}
+    info = {"weights": entry.name, "sha256": entry.sha256, "content_sha256": entry.identity, "status": status}
+    return net, {**info, "source": entry.source}
 
 
 def resolve_lipreader_name(evaluator: str, corpus) -> str | None:

@@ -9,9 +9,9 @@ Formats met in the wild (reference/official_repos.md sections 2.1 and 4.1):
 - Lightning checkpoints, ours (the network under the `net.` attribute of the LightningModule) and official ones
   whose `hyper_parameters` may pickle foreign classes (Diffused Heads pickles a torchvision `Compose`);
 - plain `torch.save(net.state_dict())` files.
-A checkpoint is data, never code to run: pickles are read with `weights_only=True`, and a pickle that holds other
-classes is read again by a restricted unpickler that rebuilds tensors and plain containers and turns every other
-class into an inert `ForeignObject` (nothing foreign is imported or called).
+A checkpoint is data, never code to run: pickles go through the suite's one reader (metrics/safe_load.py), which
+rebuilds tensors and plain containers and turns every other class into an inert `ForeignObject` (nothing foreign
+is imported or called), in both torch formats.
 
 Which keys of a file belong to which network is the model's business (a model's `checkpoint_params` and
 `load_checkpoint`, e.g. models/diffused_heads/module.py); this module stays generic.
@@ -19,18 +19,16 @@ Which keys of a file belong to which network is the model's business (a model's 
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import os
-import pickle
-import types
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from metrics.safe_load import CheckpointReadError, is_torchscript, load_checkpoint_file
 
 LIGHTNING_NET_PREFIX = "net."  # attribute holding the network in every talkbench LightningModule
 _DATAPARALLEL_PREFIX = "module."
@@ -52,86 +50,6 @@ class LoadedStateDict(dict):
 # ----------------------------------------------------------------------------------------------- reading files
 
 
-class ForeignObject:
-    """Stand-in for an instance of a class that may not be imported; keeps what it was built from."""
-
-    qualname = "?"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.args = args
-        self.kwargs = kwargs
-        self.state: Any = None
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-    def __call__(self, *args: Any, **kwargs: Any) -> ForeignObject:
-        return type(self)(*args, **kwargs)
-
-    # pickles of dict / list subclasses fill the new object with SETITEMS / APPENDS: keep what they put in
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self.__dict__.setdefault("items", {})[key] = value
-
-    def append(self, value: Any) -> None:
-        self.__dict__.setdefault("values", []).append(value)
-
-    def extend(self, values: Any) -> None:
-        self.__dict__.setdefault("values", []).extend(values)
-
-    def __repr__(self) -> str:
-        return f"<foreign {self.qualname}>"
-
-
-def _foreign(module: str, name: str) -> type:
-    return type(name, (ForeignObject,), {"qualname": f"{module}.{name}"})
-
-
-_ALLOWED: dict[tuple[str, str], Any] = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
-    ("builtins", "slice"): slice,
-    ("torch", "Size"): torch.Size,
-    ("torch", "device"): torch.device,
-}
-for _name in ("_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_parameter_with_state"):
-    if hasattr(torch._utils, _name):
-        _ALLOWED[("torch._utils", _name)] = getattr(torch._utils, _name)
-
-
-def _allowed(module: str, name: str) -> Any | None:
-    if (module, name) in _ALLOWED:
-        return _ALLOWED[(module, name)]
-    if module == "torch":
-        obj = getattr(torch, name, None)
-        # dtypes and the typed storages torch.save writes; never functions or modules
-        if isinstance(obj, torch.dtype) or (isinstance(obj, type) and name.endswith("Storage")):
-            return obj
-    if module == "torch.storage" and name == "UntypedStorage":
-        return torch.UntypedStorage
-    return None
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Rebuilds tensors and containers; any other global resolves to an inert `ForeignObject` subclass."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        obj = _allowed(module, name)
-        return obj if obj is not None else _foreign(module, name)
-
-
-# a pickle_module for torch.load: torch's zip reader supplies persistent_load, we supply find_class
-restricted_pickle = types.SimpleNamespace(Unpickler=RestrictedUnpickler, load=pickle.load, __name__="restricted_pickle")
-
-
-def _is_torchscript(path: Path) -> bool:
-    # torch.save zips hold data.pkl only; TorchScript archives also hold constants.pkl and code/.
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as zf:
-        return any(name.endswith("/constants.pkl") or name == "constants.pkl" for name in zf.namelist())
-
-
 def _strip_dataparallel(key: str) -> str:
     while key.startswith(_DATAPARALLEL_PREFIX):
         key = key[len(_DATAPARALLEL_PREFIX) :]
@@ -140,28 +58,21 @@ def _strip_dataparallel(key: str) -> str:
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[Any, str]:
     """(payload, how it was read) of a checkpoint file, on the CPU: ("torchscript", the loaded ScriptModule),
-    ("pickle", what `torch.load(weights_only=True)` returns) or ("pickle-restricted", the same read by the
-    restricted unpickler, for pickles holding foreign classes, which come back as `ForeignObject`s)."""
+    ("pickle", tensors and plain containers) or ("pickle-restricted", the same with foreign classes come back as
+    inert `ForeignObject`s). Pickles go through the suite's one reader, `metrics.safe_load`."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
-    if _is_torchscript(path):
+    if is_torchscript(path):
         try:
             return torch.jit.load(str(path), map_location="cpu"), "torchscript"
         except Exception as err:  # a broken archive surfaces as many error types
             raise CheckpointError(f"checkpoint {path}: cannot read TorchScript archive: {err}") from err
     try:
-        return torch.load(path, map_location="cpu", weights_only=True), "pickle"
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
-        first = err
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=restricted_pickle), (
-            "pickle-restricted"
-        )
-    except Exception as err:  # arbitrary bytes: any error means "not a checkpoint"
-        raise CheckpointError(
-            f"checkpoint {path}: cannot be read ({first}). A truncated download gives this error (Wav2Lip#141)."
-        ) from err
+        payload, restricted = load_checkpoint_file(path)
+    except CheckpointReadError as err:
+        raise CheckpointError(f"checkpoint {err} (Wav2Lip#141)") from err
+    return payload, "pickle-restricted" if restricted else "pickle"
 
 
 def state_dict_of(payload: Any, how: str, source: str | os.PathLike) -> LoadedStateDict:

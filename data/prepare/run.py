@@ -103,6 +103,7 @@ def _work(args: tuple) -> tuple[str, dict[str, Any]]:
 
 
 def _init_worker() -> None:
+    """Pool workers: one thread each (the pool is the parallelism)."""
     import cv2
 
     cv2.setNumThreads(1)
@@ -234,7 +235,7 @@ def prepare_corpus(
 
     try:
         if cfg.workers <= 1 or len(jobs) <= 1:
-            _init_worker()
+            # in this process: its thread settings stay those of the training or scoring that may follow
             for job in jobs:
                 collect(job[0], *_work(job))
         else:

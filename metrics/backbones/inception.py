@@ -288,7 +288,7 @@ def load_evaluator_weights(
     weights: a registered name; "auto" = the official file `official` when registered, else a seeded random
     initialisation; "random" = the seeded random initialisation. Registered files are read with
     weights_only=True and loaded strictly (a `state_dict` entry and DataParallel's `module.` prefix are accepted).
-    status: "official" (the registered official checkpoint), "random", or the registered entry's origin.
+    status: "random", or the registered entry's status (metrics.weights.WeightsEntry.status).
     """
     from metrics import weights as store
 
@@ -306,8 +306,14 @@ def load_evaluator_weights(
         net.load_state_dict(sd, strict=True)
     except RuntimeError as err:
         raise store.WeightsError(f"weights {weights!r} ({entry.file}) do not fit {arch}: {err}") from err
-    status = "official" if entry.source.startswith("official") else ("calibrated" if entry.calibrated else "trained")
-    return {"arch": arch, "weights": weights, "sha256": entry.sha256, "status": status}
+    status = entry.status
+    return {
+        "arch": arch,
+        "weights": weights,
+        "sha256": entry.sha256,
+        "content_sha256": entry.identity,
+        "status": status,
+    }
 
 
 def read_evaluator_state_dict(path) -> dict[str, torch.Tensor]:
@@ -318,10 +324,12 @@ def read_evaluator_state_dict(path) -> dict[str, torch.Tensor]:
     `i3d_pretrained_400.pt`; evaluator_networks.md 1.2, 2.2) get it as 0, which is what a strict
     `load_state_dict` fills in for them too.
     """
+    from metrics.safe_load import CheckpointReadError, load_checkpoint_file
+
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"{path}: not a weights_only-loadable checkpoint ({type(err).__name__}: {err})") from err
+        obj, _ = load_checkpoint_file(path)
+    except CheckpointReadError as err:
+        raise ValueError(str(err)) from err
     sd = obj.get("state_dict", obj) if isinstance(obj, dict) else obj
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ValueError(f"{path}: expected a mapping of tensors, got {type(sd).__name__}")

@@ -281,7 +281,8 @@ class LearnedLandmarks(LandmarkBackend):
             arch=f"landmark regressor {blob['config']}",
             weights=entry.name,
             sha256=entry.sha256,
-            status="calibrated" if entry.calibrated else "trained",
+            content_sha256=entry.identity,
+            status=entry.status,
             report=entry.meta.get("report", {}),
         )
 

@@ -371,17 +371,18 @@ def read_lipreader_state_dict(path) -> dict[str, torch.Tensor]:
     """The network weights of an mpc001 checkpoint (`{"model_state_dict": ...}` as written by its
     `CheckpointSaver`, README Model Zoo files), a `{"state_dict": ...}` dict or a raw state dict; read with
     `weights_only=True` (tensors only, never foreign classes), `module.` prefixes removed."""
-    import pickle
     from collections.abc import Mapping
     from pathlib import Path
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"lipreader checkpoint {path}: no such file")
+    from metrics.safe_load import CheckpointReadError, load_checkpoint_file
+
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
-        raise ValueError(f"lipreader checkpoint {path}: cannot be read as tensors only ({err})") from err
+        obj, _ = load_checkpoint_file(path)
+    except CheckpointReadError as err:
+        raise ValueError(f"lipreader checkpoint {err}") from err
     if isinstance(obj, Mapping):
         for key in ("model_state_dict", "state_dict"):
             if isinstance(obj.get(key), Mapping):

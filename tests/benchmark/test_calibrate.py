@@ -126,4 +126,4 @@ def test_lipreader_calibration_is_registered_under_its_network_and_corpus(tmp_pa
     overrides = [f"metrics.lipreader.calibrate.{s}" for s in steps] + ["trainer.progress=false"]
     entry = calibrate.calibrate_lipreader_corpus(compose(None, "synthetic", None, overrides), corpus)
     assert entry.calibrated and entry.name.startswith("lipreader_small-synthetic-")
-    assert entry.name.endswith(entry.sha256[:8]) and entry.meta["report"]["steps"] == 2
+    assert entry.name.endswith(entry.content[:8]) and entry.meta["report"]["steps"] == 2

@@ -307,3 +307,17 @@ def test_auto_landmarks_and_device(tmp_path, monkeypatch):
     assert PrepareConfig().landmarks == "auto" and PrepareConfig().device == "auto"
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu") == "cpu"
+
+
+def test_preparing_in_this_process_leaves_its_threads_alone(trees, tmp_path):
+    """`bench run` prepares a missing corpus in its own process, then trains: preparation must not leave it with
+    the one thread a pool worker gets (training on one of the machine's cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        prepare_corpus("crema", trees / "crema", "crema", tmp_path / "p", PrepareConfig(**TRUTH), progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -169,7 +169,8 @@ def test_fid_synthetic_protocol_and_registered_weights(fid_metric_cls, tmp_path,
         fid_metric_cls(synthetic={"stride": 3}, corpus=corpus)
     monkeypatch.setenv("TALKBENCH_HOME", str(tmp_path))
     net = random_init_(build_fid_inception(), 5)
-    store.register_object(net.state_dict(), "pt_inception-2015-12-05-6726825d", "fid", "official (test)", False)
+    meta = {"sha256_official": True}  # as `bench weights import` records a file whose pinned sha256 matched
+    store.register_object(net.state_dict(), "pt_inception-2015-12-05-6726825d", "fid", "official", False, meta)
     m = fid_metric_cls()
     assert m.evaluator_info["status"] == "official"
     assert torch.equal(m.inception.fc.weight, net.fc.weight)

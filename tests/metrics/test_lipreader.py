@@ -72,11 +72,23 @@ def test_swish_model_refuses_prelu_checkpoint(tmp_path):
         load_lipreader_weights(build_lipreader("lrw_resnet18_mstcn"), read_lipreader_state_dict(path), str(path))
 
 
-def test_reader_refuses_foreign_pickles(tmp_path):
+class _Marker:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_reader_never_runs_foreign_classes(tmp_path):
+    """A foreign class beside the weights (what a training script pickles) is never called: the weights load."""
     path = tmp_path / "evil.pth"
-    torch.save({"model_state_dict": {"w": torch.zeros(1)}, "obj": Path("x")}, path)
-    with pytest.raises(ValueError, match="tensors only"):
+    torch.save({"model_state_dict": {"w": torch.zeros(1)}, "obj": _Marker(tmp_path / "ran")}, path)
+    assert list(read_lipreader_state_dict(path)) == ["w"] and not (tmp_path / "ran").exists()
+    torch.save({"model_state_dict": _Marker(tmp_path / "ran")}, path)
+    with pytest.raises(ValueError, match="no state dict of tensors"):
         read_lipreader_state_dict(path)
+    assert not (tmp_path / "ran").exists()
 
 
 @pytest.mark.skipif(not SHARED_WORDS.exists(), reason="shared reference folder absent")

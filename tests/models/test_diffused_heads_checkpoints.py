@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from metrics.safe_load import ForeignObject
 from models.checkpoints import (
     CheckpointError,
-    ForeignObject,
     check_state_dict,
     checkpoint_params,
     load_module_checkpoint,

@@ -156,5 +156,5 @@ def calibrate_capp_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.Weight
     from metrics.pose import CappConfig, calibrate_capp
 
     c = OmegaConf.to_container(cfg.metrics.capp.calibrate, resolve=True)
-    seconds = float(c.pop("seconds"))
-    return calibrate_capp(corpus, CappConfig(**c), seconds=seconds, seed=int(cfg.run.seed))
+    seconds, max_steps = float(c.pop("seconds")), int(c.pop("max_steps"))
+    return calibrate_capp(corpus, CappConfig(**c), seconds=seconds, seed=int(cfg.run.seed), max_steps=max_steps)

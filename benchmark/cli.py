@@ -145,9 +145,15 @@ def cmd_ls(args) -> int:
 
         for name, layout in LAYOUTS.items():
             print(f"{name:10s} {layout.example}")
+    elif args.what == "models":
+        from benchmark.config import load_group
+
+        # components (trained for the models that need them) and baselines are not methods of their own
+        for name in registry.models().names():
+            kind = load_group("models", name).get("kind", "model")
+            print(f"{name:16s} {kind if kind != 'model' else ''}".rstrip())
     else:
-        reg = {"models": registry.models, "datasets": registry.datasets}[args.what]()
-        for name in reg.names():
+        for name in registry.datasets().names():
             print(name)
     return 0
 
@@ -204,6 +210,7 @@ def cmd_run(args) -> int:
 def cmd_evaluate(args) -> int:
     from benchmark import runner, scoring
     from benchmark.distributed import eval_group, run_device, run_lock
+    from benchmark.features import video_name
 
     cfg = _compose(args, model=False)
     cfg.run.name = args.name
@@ -213,8 +220,15 @@ def cmd_evaluate(args) -> int:
         group.barrier()  # rank 0 writes the corpus and calibrates first
     corpus.ensure()
     clips = scoring.test_clips(cfg, corpus)
-    mapping = json.loads(args.mapping.read_text()) if args.mapping else None
+    mapping = _read_mapping(args.mapping) if args.mapping else None
     videos = scoring.match_videos(args.videos, clips, mapping)
+    if not videos:
+        expected = ", ".join(video_name(c.clip_id) for c in clips[:3])
+        raise FileNotFoundError(
+            f"{args.videos}: none of its videos matches a test clip of {cfg.dataset.name!r} (expected names like "
+            f"{expected}, or the clip's base name); name the files after the clip ids or pass --mapping FILE.json "
+            "({clip_id: file name}). Nothing was scored."
+        )
     missing = len(clips) - len(videos)
     print(
         f"matched {len(videos)} of {len(clips)} test clips"
@@ -247,6 +261,16 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _read_mapping(path: Path) -> dict[str, str]:
+    try:
+        mapping = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--mapping {path}: not a readable JSON file ({err})") from None
+    if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
+        raise ValueError(f"--mapping {path}: expected a JSON object {{clip_id: file name}}")
+    return mapping
+
+
 def cmd_leaderboard(args) -> int:
     from benchmark.leaderboard import leaderboard_frame, render_terminal, write_leaderboard
     from benchmark.results import find_results
@@ -261,8 +285,9 @@ def cmd_leaderboard(args) -> int:
         published = Path(__file__).resolve().parents[1] / "reports" / "reference" / "diffused_heads_table1.csv"
     datasets = [args.dataset] if args.dataset else sorted({r.run.dataset for r in found})
     for ds in datasets:
-        for table in leaderboard_frame(found, ds):
-            print(render_terminal(table))
+        if args.format == "markdown":  # the other formats are files to take elsewhere: say where they went
+            for table in leaderboard_frame(found, ds):
+                print(render_terminal(table))
         if args.format == "html":
             from benchmark.report import write_report
 

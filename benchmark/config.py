@@ -19,7 +19,7 @@ import json
 import os
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from benchmark.registry import suggest
@@ -48,37 +48,66 @@ def load_group(group: str, name: str) -> DictConfig:
     return cfg
 
 
-def _unknown_key_message(cfg: DictConfig, dotted: str) -> str:
+def _unknown_key_message(cfg: DictConfig, dotted: str, prefix: str = "") -> str:
+    """Which part of `dotted` does not exist, what does, and the closest key (keys shown with `prefix`, the
+    `<needed model>.` a user typed before an override of a model the run needs)."""
     parts = dotted.split(".")
     node = cfg
     for i, part in enumerate(parts):
         if not isinstance(node, DictConfig) or part not in node:
-            where = ".".join(parts[:i]) or "<top level>"
+            where = prefix + ".".join(parts[:i]) if i else (prefix.rstrip(".") or "<top level>")
             valid = sorted(node.keys()) if isinstance(node, DictConfig) else []
             close = difflib.get_close_matches(part, [str(v) for v in valid], n=1, cutoff=0.5)
-            hint = f" Did you mean {'.'.join(parts[:i] + [close[0]])!r}?" if close else ""
+            hint = f" Did you mean {prefix + '.'.join(parts[:i] + [close[0]])!r}?" if close else ""
             return (
-                f"unknown config key {dotted!r}: {where} has no {part!r} (valid: {', '.join(map(str, valid))}).{hint}"
+                f"unknown config key {prefix + dotted!r}: {where} has no {part!r} "
+                f"(valid: {', '.join(map(str, valid))}).{hint}"
             )
         node = node[part]
-    return f"unknown config key {dotted!r}"
+    return f"unknown config key {prefix + dotted!r}"
 
 
-def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+_ABSENT = object()
+
+
+def _check_type(cfg: DictConfig, key: str, value, item: str) -> None:
+    """A ConfigError naming the key and the type it takes when `value` cannot be what `key` holds (the current
+    value's type; null keys take anything, and any key may be set to null)."""
+    current = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+    if current is _ABSENT or current is None or value is None:
+        return
+    if isinstance(current, DictConfig | dict):
+        ok, expected = isinstance(value, DictConfig | dict), "a mapping"
+    elif isinstance(current, ListConfig | list | tuple):
+        ok, expected = isinstance(value, ListConfig | list | tuple), "a list"
+    elif isinstance(current, bool):
+        ok, expected = isinstance(value, bool), "true or false"
+    elif isinstance(current, int | float):  # an int default may still take a fraction (seconds, weights)
+        ok, expected = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+    else:
+        ok, expected = not isinstance(value, DictConfig | ListConfig | dict | list), "a single value"
+    if not ok:
+        raise ConfigError(f"override {item!r}: {key} takes {expected} (its default is {current!r})")
+
+
+def apply_overrides(cfg: DictConfig, overrides: list[str], prefix: str = "") -> DictConfig:
+    """`cfg` with `key=value` overrides merged, each checked (the key exists, the value has its type); errors name
+    the key as the user typed it (`prefix`: the `<needed model>.` before an override of a model the run needs)."""
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key=value (e.g. trainer.max_steps=100)")
+            raise ConfigError(f"override {prefix + item!r} must look like key=value (e.g. trainer.max_steps=100)")
         key, _, _ = item.partition("=")
         try:
             patch = OmegaConf.from_dotlist([item])
         except OmegaConfBaseException as err:
-            raise ConfigError(f"override {item!r} cannot be parsed: {err}") from err
+            raise ConfigError(f"override {prefix + item!r} cannot be parsed: {err}") from err
+        _check_type(cfg, key.strip(), OmegaConf.select(patch, key.strip()), prefix + item)
         try:
             cfg = OmegaConf.merge(cfg, patch)
         except ConfigKeyError:
-            raise ConfigError(_unknown_key_message(cfg, key.strip())) from None
+            raise ConfigError(_unknown_key_message(cfg, key.strip(), prefix)) from None
         except OmegaConfBaseException as err:
-            raise ConfigError(f"override {item!r}: {err}") from err
+            raise ConfigError(f"override {prefix + item!r}: {err}") from err
     return cfg
 
 
@@ -149,6 +178,12 @@ def compose(
         else:
             own.append(item)
     cfg = apply_overrides(cfg, own)
+    for head, items in deps.items():
+        # checked now, against the needed model's own config, so a typo fails before anything runs and the
+        # message keeps the `<model>.` prefix the user typed
+        apply_overrides(compose(head, dataset, preset), items, prefix=f"{head}.")
+    if cfg.run.limit is not None and int(cfg.run.limit) < 1:
+        raise ConfigError(f"run.limit must be >= 1 (or null: every test clip), got {cfg.run.limit}")
     cfg.run.dep_overrides = deps
     if cfg.run.name is None:
         cfg.run.name = model or "external"
@@ -179,10 +214,12 @@ def protocol_names() -> list[str]:
     return group_names("protocols")
 
 
-def load_protocol(name: str) -> DictConfig:
-    """The overlay of protocol `name`, checked for unknown top-level keys."""
+def load_protocol(name: str, dataset: str | None = None) -> DictConfig:
+    """The overlay of protocol `name`, checked for unknown top-level keys. An unknown name gets a suggestion among
+    the protocols that fit `dataset` (its own and those for any dataset)."""
     if name not in protocol_names():
-        raise ConfigError(str(suggest("protocol", name, protocol_names())))
+        fitting = [n for n in protocol_names() if load_group("protocols", n).get("dataset") in (None, dataset)]
+        raise ConfigError(str(suggest("protocol", name, fitting if dataset and fitting else protocol_names())))
     proto = load_group("protocols", name)
     unknown = sorted(set(proto.keys()) - set(PROTOCOL_KEYS))
     if unknown:
@@ -199,7 +236,7 @@ def default_protocol(dataset: str) -> str | None:
 
 def protocol_overlay(name: str, dataset: str) -> DictConfig:
     """The part of protocol `name` merged into a run's config (its `run` and `metrics` sections)."""
-    proto = load_protocol(name)
+    proto = load_protocol(name, dataset)
     if proto.get("dataset") not in (None, dataset):
         raise ConfigError(
             f"protocol {name!r} is defined for dataset {proto.dataset!r}, not {dataset!r} "

@@ -313,6 +313,12 @@ def generate_video(
     boxes = detect_boxes(reader, det, num_frames, pads, smooth=smooth, chunk_frames=chunk_frames, progress=progress)
     n_src = len(boxes)
     has_face = boxes[:, 0] >= 0
+    if not has_face.any():
+        raise MediaError(
+            face,
+            f"no face found in any of its {n_src} frames (detector {getattr(det, 'name', detector)}); nothing "
+            "to lip-sync (try --detector fixed --box X1 Y1 X2 Y2 or another photo)",
+        )
 
     # pass 2: output frame i uses source frame i % n_src (loop; an image is repeated)
     windows = module.face_audio_windows(wav, num_frames)

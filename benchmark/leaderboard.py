@@ -356,6 +356,7 @@ def _build_table(group: list[Results]) -> Table:
 
     columns = _collect_columns(group, notes)
     labels = _row_labels(group)
+    notes.extend(_budget_notes(group, labels))
     records = []
     for result, label in zip(group, labels):
         record = {
@@ -496,7 +497,36 @@ def _row_labels(group: list[Results]) -> list[str]:
     labels = [r.run.label or r.run.name for r in group]
     repeated = {label for label in labels if labels.count(label) > 1}
     # two runs shown as "Wav2Lip" (say, two seeds) must stay tellable apart
-    return [f"{label} ({r.run.name})" if label in repeated else label for label, r in zip(labels, group)]
+    labels = [f"{label} ({r.run.name})" if label in repeated else label for label, r in zip(labels, group)]
+    return [f"{label} {TIME_CAP_MARK}" if time_capped(r) else label for label, r in zip(labels, group)]
+
+
+TIME_CAP_MARK = "(time cap)"
+
+
+def time_capped(result: Results) -> list[str]:
+    """The trainings behind a row that stopped at their wall-clock safety net before their step budget
+    ("<model>: <steps> of <max_steps> steps"), the models it needed included; empty for a row trained to budget."""
+    out: list[str] = []
+
+    def visit(name: str, info: dict) -> None:
+        budget = info.get("budget") or {}
+        if budget.get("stopped_by") == "time":
+            out.append(f"{name}: {budget.get('steps')} of {budget.get('max_steps')} steps")
+        for arg, sub in (info.get("needs") or {}).items():
+            visit(arg, sub)
+
+    visit(result.run.model or result.run.name, result.run.checkpoint or {})
+    return out
+
+
+def _budget_notes(group: list[Results], labels: list[str]) -> list[str]:
+    return [
+        f"{label}: training stopped by its wall-clock safety net before its step budget ({'; '.join(capped)}); "
+        "its numbers depend on the load of the machine it trained on"
+        for result, label in zip(group, labels)
+        if (capped := time_capped(result))
+    ]
 
 
 def _tie_key(value: float) -> float:
@@ -520,8 +550,17 @@ def _rank(
     ranks = pd.DataFrame(np.nan, index=frame.index, columns=[c.key for c in columns], dtype="float64")
     out_columns = []
     unranked_match = []
+    unscored: dict[str, list[str]] = {}
     for column in columns:
         values = frame.loc[~gt_mask, column.key]
+        # a row that left clips unscored is not ranked against rows that scored every clip (its mean is over
+        # other clips, often the easy ones)
+        failed = {i: m.n_failed for i, r in zip(frame.index, ordered) if (m := r.metrics.get(column.metric))}
+        partial = [i for i in values.index if failed.get(i, 0) > 0]
+        if column.ranked and partial and any(failed.get(i, 0) == 0 for i in values.index):
+            values = values.drop(partial)
+            for i in partial:
+                unscored.setdefault(str(frame.at[i, "method"]), []).append(column.header)
         if column.ranked and column.direction == "match_gt":
             gt_value = frame.at[gt_index, column.key] if gt_index is not None else math.nan
             if math.isnan(gt_value):
@@ -538,6 +577,11 @@ def _rank(
         out_columns.append(column)
     if unranked_match:
         notes.append(f"not ranked without a GT value: {', '.join(unranked_match)}")
+    for method, headers in unscored.items():
+        notes.append(
+            f"{method}: not ranked on {', '.join(headers)}: clips were left unscored, and rows that scored every "
+            "clip are ranked apart"
+        )
     return out_columns, ranks
 
 

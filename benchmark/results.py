@@ -184,7 +184,14 @@ def load_results(path: str | os.PathLike) -> Results:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ResultsError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from err
-    return Results.from_dict(data, source=path)
+    res = Results.from_dict(data, source=path)
+    # the hash is what tables group rows by: one that does not follow from the stored settings was edited
+    if res.protocol.settings and protocol_hash(res.protocol.settings) != res.protocol.hash:
+        raise ResultsError(
+            f"{path}: protocol {res.protocol.name!r} records hash {res.protocol.hash}, but its settings hash to "
+            f"{protocol_hash(res.protocol.settings)}: the file was edited; score the run again"
+        )
+    return res
 
 
 def _dataclass_dict(obj: Any) -> dict[str, Any]:

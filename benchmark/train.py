@@ -131,10 +131,12 @@ def train_or_load(cfg: DictConfig, corpus: LayoutCorpus, trail: tuple[str, ...] 
     run_dir = run_dir_of(cfg)
     weights_path = run_dir / "model.pt"
     trains = getattr(cls, "trainable", True) and cfg.run.train
-    if trains:
-        needs = {arg: train_or_load(sub, corpus, (*trail, name))[0] for arg, sub in needed_configs(cfg).items()}
-    else:
-        needs = {arg: build_untrained(sub) for arg, sub in needed_configs(cfg).items()}
+    needs, needs_info = {}, {}
+    for arg, sub in needed_configs(cfg).items():
+        if trains:
+            needs[arg], needs_info[arg] = train_or_load(sub, corpus, (*trail, name))
+        else:
+            needs[arg] = build_untrained(sub)
     torch.manual_seed(int(cfg.run.seed))  # the initial weights (and so an untrained row) repeat
     module = build_model(cfg, needs)
     info: dict[str, Any] = {"source": "initialised", "status": "untrained"}
@@ -145,16 +147,23 @@ def train_or_load(cfg: DictConfig, corpus: LayoutCorpus, trail: tuple[str, ...] 
             log(f"[train] {name}: training on {corpus.name} (preset {cfg.run.preset}) -> {run_dir}")
             run_dir.mkdir(parents=True, exist_ok=True)
             with run_lock(run_dir):  # two runs needing the same expert must not train it into one folder at once
-                fit(cfg, corpus, module, run_dir, thash)
+                budget = fit(cfg, corpus, module, run_dir, thash)
                 if int(os.environ.get("LOCAL_RANK", "0")) == 0:
-                    torch.save({"state_dict": module.state_dict(), "training_hash": thash}, weights_path)
-            info = {"source": "trained", "path": str(weights_path), "training_hash": thash}
+                    blob = {"state_dict": module.state_dict(), "training_hash": thash, "budget": budget}
+                    torch.save(blob, weights_path)
+            info = {"source": "trained", "path": str(weights_path), "training_hash": thash, "budget": budget}
         else:
             log(f"[train] {name}: reusing {weights_path} (same config and corpus)")
             info = cached
         info["status"] = "trained"
         if weights_path.exists():
             info["sha256"] = sha256_file(weights_path)
+        if needs_info:
+            # what the models it was trained with went through (a time-capped expert is marked too)
+            info["needs"] = {
+                arg: {k: v for k, v in n.items() if k in ("source", "sha256", "budget")}
+                for arg, n in needs_info.items()
+            }
     return module.eval(), {**info, **weights_details(module)}
 
 
@@ -172,7 +181,8 @@ def load_cached(module, path: Path, thash: str) -> dict | None:
     if not isinstance(blob, dict) or blob.get("training_hash") != thash:
         return None
     module.load_state_dict(blob["state_dict"])
-    return {"source": "cached", "path": str(path), "training_hash": thash}
+    info = {"source": "cached", "path": str(path), "training_hash": thash}
+    return {**info, "budget": blob["budget"]} if isinstance(blob.get("budget"), dict) else info
 
 
 def checkpoint_file(ref: str) -> tuple[Path, dict[str, Any]]:
@@ -349,6 +359,45 @@ class ResumableCheckpoint(Callback):
         self._save(trainer)
 
 
+class StepProgress(Callback):
+    """A progress bar over what bounds a training run: optimiser steps of `trainer.max_steps`, with the time left
+    (Lightning's own counts batches of an epoch that, with endless training streams, never ends)."""
+
+    def __init__(self, name: str, max_steps: int) -> None:
+        self.name, self.max_steps, self.bar, self.task = name, max_steps, None, None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("[train] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("steps"),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task(self.name, total=self.max_steps, completed=trainer.global_step)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=trainer.global_step)
+
+    def _stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._stop()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._stop()
+
+
 # ----------------------------------------------------------------------------------------------- Lightning
 
 
@@ -385,8 +434,12 @@ def make_trainer(cfg: DictConfig, run_dir: Path):
         # the data module shards batches between ranks itself (data.datamodule.StepSampler), resumably
         use_distributed_sampler=False,
         default_root_dir=run_dir,  # where Lightning's SLURM requeue writes its hpc_ckpt_*.ckpt
-        callbacks=[ResumableCheckpoint(run_dir / "checkpoints" / "last.ckpt", checkpoint_every(cfg)), RandomState()],
-        enable_progress_bar=bool(t.progress),
+        callbacks=[
+            ResumableCheckpoint(run_dir / "checkpoints" / "last.ckpt", checkpoint_every(cfg)),
+            RandomState(),
+            *([StepProgress(str(cfg.model.name), int(t.max_steps))] if t.progress else []),
+        ],
+        enable_progress_bar=False,  # Lightning's counts batches of an endless epoch; StepProgress counts the budget
         enable_model_summary=False,
         num_sanity_val_steps=0,
     )
@@ -422,7 +475,10 @@ def checkpoint_step(path: Path) -> int:
     return int(blob.get("global_step", 0))
 
 
-def fit(cfg: DictConfig, corpus: LayoutCorpus, module, run_dir: Path, thash: str) -> None:
+def fit(cfg: DictConfig, corpus: LayoutCorpus, module, run_dir: Path, thash: str) -> dict[str, Any]:
+    """Train `module` (resuming an interrupted training of the same config); returns the budget it ran under:
+    steps done, `max_steps`, and what stopped it (`steps`, or `time` when the wall-clock safety net
+    `trainer.max_time_s` bound first: the weights then depend on the machine's load)."""
     import lightning as L
 
     L.seed_everything(int(cfg.run.seed), workers=True, verbose=False)
@@ -439,4 +495,13 @@ def fit(cfg: DictConfig, corpus: LayoutCorpus, module, run_dir: Path, thash: str
         marker.write_text(thash)
     # weights_only: a checkpoint in a run folder is data too, never code to run
     trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None, weights_only=True)
-    log(f"[train] {cfg.model.name}: {trainer.global_step} steps in {trainer.world_size} process(es)")
+    budget = {"steps": int(trainer.global_step), "max_steps": int(cfg.trainer.max_steps)}
+    budget["stopped_by"] = "steps" if budget["steps"] >= budget["max_steps"] else "time"
+    line = f"[train] {cfg.model.name}: {budget['steps']} steps in {trainer.world_size} process(es)"
+    if budget["stopped_by"] == "time":
+        line += (
+            f", stopped by the wall-clock safety net (trainer.max_time_s={cfg.trainer.max_time_s}) before its "
+            f"{budget['max_steps']}-step budget: the weights depend on this machine's load"
+        )
+    log(line + ("" if budget["stopped_by"] == "time" else f" (its {budget['max_steps']}-step budget)"))
+    return budget

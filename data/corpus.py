@@ -49,10 +49,17 @@ def load_clip(ref: ClipRef) -> Clip:
     landmarks = None
     side = ref.video.with_name(ref.video.stem + ".truth.json")
     if side.exists():
-        truth = json.loads(side.read_text())
+        try:
+            truth = json.loads(side.read_text())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise MediaError(side, f"the truth sidecar is not valid JSON ({err})") from None
     npz = ref.video.with_name(ref.video.stem + ".truth.npz")
     if npz.exists():
-        with np.load(npz) as z:
+        try:
+            z = np.load(npz, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise MediaError(npz, f"the truth sidecar cannot be read ({err})") from None
+        with z:
             if "landmarks" in z:
                 landmarks = z["landmarks"][:t].astype(np.float32)
                 if landmarks.shape[0] != t:

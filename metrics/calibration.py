@@ -285,7 +285,7 @@ def calibrate_sync_evaluator(
         optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
         model.train()
         steps, checks, stop_reason, queue = 0, [], "time", []
-        bar = _Progress(seconds, enabled=progress)
+        bar = _Progress(max_steps, enabled=progress)
         t_train = time.perf_counter()
         preprocess_seconds = t_train - t_start
         while True:
@@ -307,12 +307,12 @@ def calibrate_sync_evaluator(
                 check = _check(model, check_set, full=False)
                 check.update(step=steps, seconds=time.perf_counter() - t_train, loss=loss.item())
                 checks.append(check)
-                bar.update(time.perf_counter() - t_train, check)
+                bar.update(steps, check)
                 if steps >= min_steps and check["in_sync_rate"] >= TARGET_RATE and check["plus3_rate"] >= TARGET_RATE:
                     stop_reason = "target"
                     break
         train_seconds = time.perf_counter() - t_train
-        bar.close()
+        bar.close(steps, stop_reason)
 
         t_eval = time.perf_counter()
         model.eval()
@@ -343,25 +343,31 @@ def calibrate_sync_evaluator(
 
 
 class _Progress:
-    """A rich progress bar over the time budget, or nothing (tests)."""
+    """A rich progress bar over the step budget (nothing in tests); it ends full, saying why training stopped."""
 
-    def __init__(self, seconds: float, enabled: bool) -> None:
+    REASONS = {
+        "target": "in-sync and +3 rates reached their targets",
+        "max_steps": "step budget spent",
+        "time": "wall-clock safety net reached (a busy machine)",
+    }
+
+    def __init__(self, max_steps: int | None, enabled: bool) -> None:
         self._bar = None
         if enabled:
-            from rich.progress import Progress
+            from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self._bar = Progress(transient=False)
+            columns = (*Progress.get_default_columns()[:2], MofNCompleteColumn(), TextColumn("steps"))
+            self._bar = Progress(*columns, TimeRemainingColumn(), transient=False)
             self._bar.start()
-            self._task = self._bar.add_task("calibrating SyncNet", total=seconds)
+            self._task = self._bar.add_task("calibrating SyncNet", total=max_steps)
 
-    def update(self, elapsed: float, check: dict[str, float]) -> None:
+    def update(self, steps: int, check: dict[str, float]) -> None:
         if self._bar is not None:
-            desc = (
-                f"calibrating SyncNet: step {int(check['step'])}, in-sync {check['in_sync_rate']:.0%}, "
-                f"+3 {check['plus3_rate']:.0%}"
-            )
-            self._bar.update(self._task, completed=elapsed, description=desc)
+            desc = f"calibrating SyncNet: in-sync {check['in_sync_rate']:.0%}, +3 {check['plus3_rate']:.0%}"
+            self._bar.update(self._task, completed=steps, description=desc)
 
-    def close(self) -> None:
+    def close(self, steps: int, reason: str) -> None:
         if self._bar is not None:
+            why = self.REASONS.get(reason, reason)
+            self._bar.update(self._task, total=steps, completed=steps, description=f"calibrated SyncNet ({why})")
             self._bar.stop()

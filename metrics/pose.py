@@ -165,15 +165,18 @@ def truth_angles(clip) -> np.ndarray:
     return head_angles(clip.landmarks, clip.video.shape[1:3])
 
 
-def calibrate_capp(corpus, cfg: CappConfig | None = None, seconds: float = 120.0, seed: int = 0):
-    """Train CAPP on the corpus's train split (clip landmarks) and register it, calibrated on that corpus."""
+def calibrate_capp(
+    corpus, cfg: CappConfig | None = None, seconds: float = 1800.0, seed: int = 0, max_steps: int = 1200
+):
+    """Train CAPP for `max_steps` steps on the corpus's train split (clip landmarks) and register it, calibrated on
+    that corpus; `seconds` is only a safety net (the weights, and their name, are then the same on any machine)."""
     from metrics import weights as store
 
     cfg = cfg or CappConfig()
     items = [(truth_angles(c), c.audio) for c in corpus.clips("train") if c.num_frames >= cfg.window]
-    net = train_capp(items, cfg, max_steps=100_000, max_seconds=seconds, seed=seed)
+    net = train_capp(items, cfg, max_steps=int(max_steps), max_seconds=seconds, seed=seed)
     blob = capp_blob(net)
-    key = {"corpus": corpus.fingerprint(), "config": blob["config"], "seed": seed}
+    key = {"corpus": corpus.fingerprint(), "config": blob["config"], "seed": seed, "max_steps": int(max_steps)}
     key = json.dumps(key, sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     return store.register_object(
@@ -192,7 +195,7 @@ def store_find_capp(corpus, calibrate: dict | None = None):
 
     if corpus is None:
         return None
-    want = {k: v for k, v in (calibrate or {}).items() if k != "seconds"}
+    want = {k: v for k, v in (calibrate or {}).items() if k not in ("seconds", "max_steps")}
     matches = [
         e
         for e in store.list_weights().values()

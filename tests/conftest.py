@@ -18,6 +18,23 @@ def talkbench_home(tmp_path_factory) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def rehearsal_threads(request):
+    """The rehearsal tier runs paper-size networks: every core, whatever thread count other test modules set at
+    import (some pin one thread for bit-exact comparisons)."""
+    if request.node.get_closest_marker("rehearsal") is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def small_corpus_cfg() -> dict:
     """A corpus big enough for the end-to-end loop, small enough to write in seconds."""

@@ -69,15 +69,21 @@ class LandmarkSource:
 
 
 def load_landmark_file(path: Path) -> np.ndarray:
-    """float32 [T, 68, 2] from an .npy, or an .npz with key `landmarks`; LandmarksMissing when it has none."""
-    if path.suffix == ".npz":
-        with np.load(path) as z:
-            if "landmarks" not in z.files:
-                raise LandmarksMissing(f"{path}: no 'landmarks' array (has {z.files})")
-            lm = z["landmarks"]
-    else:
-        lm = np.load(path)
-    lm = np.asarray(lm, np.float32)
+    """float32 [T, 68, 2] from an .npy, or an .npz with key `landmarks`; LandmarksMissing naming the file when it
+    has none or cannot be read (garbage bytes, a pickled object array: never unpickled)."""
+    import zipfile
+
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if "landmarks" not in z.files:
+                    raise LandmarksMissing(f"{path}: no 'landmarks' array (has {z.files})")
+                lm = z["landmarks"]
+        else:
+            lm = np.load(path, allow_pickle=False)
+        lm = np.asarray(lm, np.float32)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise LandmarksMissing(f"{path}: cannot be read as landmarks ({err})") from None
     if lm.ndim != 3 or lm.shape[1:] != (68, 2):
         raise LandmarksMissing(f"{path}: landmarks must be [T, 68, 2], got {lm.shape}")
     return lm

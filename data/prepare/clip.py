@@ -43,7 +43,12 @@ def _speaker_and_word(ref: ClipRef) -> tuple[str, str | None, str | None]:
     speaker, word, transcript = ref.speaker_id, ref.word, None
     side = ref.video.with_name(ref.video.stem + ".truth.json")
     if side.exists():
-        truth = json.loads(side.read_text())
+        try:
+            truth = json.loads(side.read_text())
+            if not isinstance(truth, dict):
+                raise ValueError(f"a JSON object is expected, found {type(truth).__name__}")
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ClipRejected("bad_sidecar", f"{side}: not a readable truth file ({err})") from None
         speaker = speaker or str(truth.get("speaker_id") or "")
         word = word or truth.get("word")
         transcript = truth.get("transcript")
@@ -113,7 +118,13 @@ class CropCutter:
 
 def prepare_clip(ref: ClipRef, root: Path, out: Path, cfg: PrepareConfig, source: str) -> dict[str, Any]:
     """Prepare one clip into out/clips/<clip_id>/ and return its record (status ok, or rejected + reason)."""
-    speaker, word, transcript = _speaker_and_word(ref)
+    try:
+        speaker, word, transcript = _speaker_and_word(ref)
+    except ClipRejected as rej:
+        speaker, word, transcript = ref.speaker_id, ref.word, None
+        sidecar_error = rej
+    else:
+        sidecar_error = None
     record: dict[str, Any] = {
         "clip_id": ref.clip_id,
         "video": ref.video.relative_to(root).as_posix(),
@@ -130,6 +141,8 @@ def prepare_clip(ref: ClipRef, root: Path, out: Path, cfg: PrepareConfig, source
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
+        if sidecar_error is not None:
+            raise sidecar_error
         record.update(_prepare_into(ref, tmp, cfg, source))
         record["status"] = "ok"
         shutil.rmtree(final, ignore_errors=True)

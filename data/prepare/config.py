@@ -21,6 +21,7 @@ REASONS = {
     "no_face": "no face in too many frames",
     "too_short": "shorter than the minimum length",
     "no_landmarks": "the landmarks file has no landmarks for this clip",
+    "bad_sidecar": "a truth or landmarks file beside the clip cannot be read",
 }
 
 

@@ -9,12 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_runner import small_overrides
 
 from benchmark.cli import main
 from benchmark.results import load_results
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmark"))
-from test_runner import small_overrides  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data.io import pid_alive
+
 
 @dataclass
 class EvalGroup:
@@ -108,16 +110,6 @@ def is_main_process() -> bool:
     return int(env.get("RANK", env.get("LOCAL_RANK", "0"))) == 0 and int(env.get("NODE_RANK", "0")) == 0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
-
-
 @contextlib.contextmanager
 def run_lock(run_dir):
     """Hold a run folder while this job writes it: `<run_dir>/.lock` names the holder's PID, and a second process
@@ -139,7 +131,7 @@ def run_lock(run_dir):
         except FileExistsError:
             text = path.read_text().strip() if path.exists() else ""
             pid = int(text) if text.isdigit() else -1
-            if pid > 0 and pid != os.getpid() and _alive(pid):
+            if pid > 0 and pid != os.getpid() and pid_alive(pid):
                 raise RunInUseError(
                     f"{path.parent} is in use by PID {pid} (another bench command writes it); wait for it to "
                     "finish or choose another run name"

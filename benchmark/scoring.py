@@ -257,6 +257,8 @@ def score_clips(
     for cid, row in list(done.items()):
         if features_missing(row, set_metrics, base):
             del done[cid]  # a finished clip whose feature file went missing is scored again
+    if done:
+        log(f"resuming: {len(done)} of {len(clips)} clips already scored in {samples_path}")
     rows: list[dict] = []
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("scoring", total=len(clips))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from data.clip import SAMPLES_PER_FRAME, Clip
-from data.io import MediaError, read_audio, read_video
+from data.io import MediaError, read_audio, read_video, sweep_stale_temps, temp_beside
 from data.layouts import SPLITS, ClipRef, get_layout
 
 # A clip whose audio and video lengths differ by more than this many frames is refused, not silently cut.
@@ -87,6 +87,7 @@ class ClipStore:
 
     def __init__(self, cache_dir: str | Path):
         self.cache_dir = Path(cache_dir)
+        self._swept = False
 
     def _dir(self, ref: ClipRef) -> Path:
         return self.cache_dir / ref.clip_id
@@ -98,6 +99,9 @@ class ClipStore:
 
     def get(self, ref: ClipRef) -> Clip:
         d = self._dir(ref)
+        if not self._swept:  # once per store: decodes killed earlier left temporary folders beside their clips
+            sweep_stale_temps(d.parent)
+            self._swept = True
         meta_path = d / "meta.json"
         stamp = self._stamp(ref)
         if meta_path.exists():
@@ -125,28 +129,28 @@ class ClipStore:
 
     @staticmethod
     def _put(d: Path, clip: Clip, stamp: dict[str, Any]) -> None:
-        tmp = d.with_name(d.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        np.save(tmp / "video.npy", clip.video)
-        np.save(tmp / "audio.npy", clip.audio)
-        if clip.landmarks is not None:
-            np.save(tmp / "landmarks.npy", clip.landmarks)
-        truth = dict(clip.truth)
-        arrays = {k: v for k, v in truth.get("render", {}).items() if isinstance(v, np.ndarray)}
-        if arrays:
-            np.savez(tmp / "render.npz", **arrays)
-            truth["render"] = {k: v for k, v in truth["render"].items() if k not in arrays}
-        meta = {
-            "stamp": stamp,
-            "speaker_id": clip.speaker_id,
-            "transcript": clip.transcript,
-            "word": clip.word,
-            "truth": truth,
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        shutil.rmtree(d, ignore_errors=True)
-        os.replace(tmp, d)
+        with temp_beside(d) as tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            np.save(tmp / "video.npy", clip.video)
+            np.save(tmp / "audio.npy", clip.audio)
+            if clip.landmarks is not None:
+                np.save(tmp / "landmarks.npy", clip.landmarks)
+            truth = dict(clip.truth)
+            arrays = {k: v for k, v in truth.get("render", {}).items() if isinstance(v, np.ndarray)}
+            if arrays:
+                np.savez(tmp / "render.npz", **arrays)
+                truth["render"] = {k: v for k, v in truth["render"].items() if k not in arrays}
+            meta = {
+                "stamp": stamp,
+                "speaker_id": clip.speaker_id,
+                "transcript": clip.transcript,
+                "word": clip.word,
+                "truth": truth,
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta))
+            shutil.rmtree(d, ignore_errors=True)
+            os.replace(tmp, d)
 
 
 class LayoutCorpus:
@@ -236,9 +240,10 @@ class SyntheticCorpus(LayoutCorpus):
         from data.synthetic.writer import write_corpus
 
         # Written to a temporary folder and renamed, so a crash (or a second process) never sees half a corpus.
+        sweep_stale_temps(self.root.parent)  # a corpus write killed earlier left its temporary folder
         tmp = self.root.with_name(self.root.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        write_corpus(self.synth_config, tmp, self.layout.name, progress=progress)
+        write_corpus(self.synth_config, tmp, self.layout.name, progress=progress)  # removes tmp if it fails
         try:
             os.replace(tmp, self.root)
         except OSError:

@@ -11,6 +11,8 @@ import re
 import subprocess
 import tempfile
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +30,11 @@ class MediaError(RuntimeError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+    def __reduce__(self):
+        # raised in pool workers: the default reduce passes only the message back, and the parent's failed
+        # unpickling then reads as "a process in the process pool was terminated abruptly"
+        return (type(self), (self.path, self.problem))
 
 
 @lru_cache(maxsize=1)
@@ -74,7 +81,11 @@ def probe(path: str | os.PathLike) -> MediaInfo:
     """Stream facts of a media file, read from ffmpeg's own report (imageio-ffmpeg has no ffprobe)."""
     path = Path(path)
     if not path.is_file():
+        if path.is_symlink():
+            raise MediaError(path, "a symbolic link that leads to no file (dangling or a loop)")
         raise MediaError(path, "file does not exist")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "empty file (0 bytes)")
     proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, text=True)
     text = proc.stderr
     if "Invalid data found" in text or "Stream #" not in text:
@@ -215,3 +226,60 @@ def write_video(
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+_TEMP = re.compile(r"\.tmp(\d+)(\.[A-Za-z0-9]+)?$")
+
+
+def sweep_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files and folders (`<name>.tmp<pid>[.ext]`) that processes which died left in
+    `folder`: a killed corpus write, decode or weights registration leaves no debris for the next start. Temps of
+    living processes are kept. Returns what was removed."""
+    import shutil
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.iterdir():
+        found = _TEMP.search(path.name)
+        if found is None or pid_alive(int(found.group(1))):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+@contextmanager
+def temp_beside(final: str | os.PathLike) -> Iterator[Path]:
+    """`final` + `.tmp<pid>`: the caller writes it (a file or a folder) and renames it onto `final`. If the
+    block fails (a full disk, an interrupt) whatever it wrote there is removed before the error goes on; a process
+    killed outright leaves it to `sweep_stale_temps`."""
+    import shutil
+
+    final = Path(final)
+    tmp = final.with_name(final.name + f".tmp{os.getpid()}")
+    try:
+        yield tmp
+    except BaseException:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs (this one included; another user's counts as running)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

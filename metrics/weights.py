@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from data.io import sweep_stale_temps, temp_beside
+
 
 class WeightsError(RuntimeError):
     """A weights file is missing, unregistered, corrupt, or not the network it claims to be."""
@@ -123,9 +125,10 @@ def list_weights() -> dict[str, WeightsEntry]:
 def _save_registry(entries: dict[str, WeightsEntry]) -> None:
     path = _registry_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({k: asdict(v) for k, v in sorted(entries.items())}, indent=2))
-    os.replace(tmp, path)
+    sweep_stale_temps(path.parent)  # copies and registrations killed earlier
+    with temp_beside(path) as tmp:
+        tmp.write_text(json.dumps({k: asdict(v) for k, v in sorted(entries.items())}, indent=2))
+        os.replace(tmp, path)
 
 
 def register_file(
@@ -139,9 +142,9 @@ def register_file(
     dest = weights_dir() / f"{name}{path.suffix or '.pt'}"
     dest.parent.mkdir(parents=True, exist_ok=True)
     if path.resolve() != dest.resolve():
-        tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, dest)
+        with temp_beside(dest) as tmp:
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, dest)
     entry = WeightsEntry(
         name=name,
         file=dest.name,
@@ -165,9 +168,9 @@ def register_object(obj: Any, name: str, network: str, source: str, calibrated: 
     weights_dir().mkdir(parents=True, exist_ok=True)
     name = name.replace("{content8}", content_digest(obj)[:8])
     tmp = weights_dir() / f".{name}.tmp{os.getpid()}.pt"
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)  # through a file object: the archive then holds no file name
     try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)  # through a file object: the archive then holds no file name
         return register_file(tmp, name, network, source, calibrated, meta)
     finally:
         tmp.unlink(missing_ok=True)

@@ -37,6 +37,9 @@ class ClipRejected(Exception):
         self.message = message
         super().__init__(f"{reason}: {message}")
 
+    def __reduce__(self):  # crosses process boundaries (see data.io.MediaError)
+        return (type(self), (self.reason, self.message))
+
 
 @dataclass
 class PrepareConfig:

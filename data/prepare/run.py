@@ -30,6 +30,7 @@ from data.layouts import SPLITS, ClipRef, Layout, get_layout
 from data.manifest import INFO, REJECTS, assign_shards, write_bytes_if_changed, write_manifest
 from data.prepare.clip import extend_clip, prepare_clip, source_stamp
 from data.prepare.config import PREPARE_VERSION, ClipRejected, PrepareConfig, PrepareError
+from data.workers import init_pool_worker
 
 
 def record_path(out: Path, clip_id: str) -> Path:
@@ -100,19 +101,6 @@ def _work(args: tuple) -> tuple[str, dict[str, Any]]:
     rec = prepare_clip(plan.ref, root, out, cfg, plan.source)
     _write_record(out, rec)
     return "full", rec
-
-
-def _init_worker() -> None:
-    """Pool workers: one thread each (the pool is the parallelism)."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
 
 
 def _sha256(path: Path) -> str:
@@ -240,7 +228,7 @@ def prepare_corpus(
                 collect(job[0], *_work(job))
         else:
             ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx, initializer=_init_worker) as pool:
+            with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx, initializer=init_pool_worker) as pool:
                 futures = {pool.submit(_work, job): job[0] for job in jobs}
                 for fut in as_completed(futures):
                     collect(futures[fut], *fut.result())

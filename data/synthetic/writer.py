@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from data.clip import FPS, Clip
-from data.io import write_video, write_wav
+from data.io import MediaError, write_video, write_wav
 from data.synthetic.generator import (
     DIFFICULTY,
     GENERATOR_VERSION,
@@ -37,6 +38,7 @@ from data.synthetic.generator import (
     render_clip,
 )
 from data.synthetic.speakers import Speaker
+from data.workers import init_pool_worker
 
 TRUTH_JSON = ".truth.json"
 TRUTH_NPZ = ".truth.npz"
@@ -117,22 +119,16 @@ def _write_clip(cfg_dict: dict[str, Any], layout_name: str, i: int, video: str, 
 
     clip = render_clip(_spec(cfg_dict), i)
     vpath = Path(video)
-    if vpath.suffix.lower() == ".flv":
+    try:
         write_video(vpath, clip.video, clip.audio, fps=FPS)
-    else:
-        write_video(vpath, clip.video, clip.audio, fps=FPS)
-    if audio is not None:
-        Path(audio).parent.mkdir(parents=True, exist_ok=True)
-        write_wav(audio, clip.audio)
-    get_layout(layout_name).write_header(vpath, clip)
-    write_truth(vpath, clip)
+        if audio is not None:
+            Path(audio).parent.mkdir(parents=True, exist_ok=True)
+            write_wav(audio, clip.audio)
+        get_layout(layout_name).write_header(vpath, clip)
+        write_truth(vpath, clip)
+    except OSError as e:  # e.g. a full disk: OSError names no file for a plain write
+        raise MediaError(vpath, f"{e.strerror or e} writing this clip or its sidecars") from e
     return {"index": i, "n_frames": clip.num_frames, "seconds": clip.duration}
-
-
-def _init_worker() -> None:
-    import cv2
-
-    cv2.setNumThreads(1)  # one process per core already; nested threads only contend
 
 
 def write_corpus(
@@ -154,7 +150,8 @@ def write_corpus(
     start = time.perf_counter()
     lay = get_layout(layout)
     root = Path(out_dir)
-    if root.exists() and any(root.iterdir()) and not overwrite:
+    fresh = not root.exists() or not any(root.iterdir())
+    if not fresh and not overwrite:
         raise FileExistsError(f"{root}: output folder is not empty; choose a new folder or pass overwrite=True")
     root.mkdir(parents=True, exist_ok=True)
     spec = make_corpus_spec(cfg)
@@ -180,7 +177,7 @@ def write_corpus(
                 bar.advance()
         else:
             ctx = multiprocessing.get_context("spawn")  # safe with threads/torch in the parent, unlike fork
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_pool_worker) as pool:
                 futures = [
                     pool.submit(_write_clip, cfg_dict, lay.name, cs.index, str(video), _str(audio))
                     for cs, video, audio in jobs
@@ -188,6 +185,10 @@ def write_corpus(
                 for fut in as_completed(futures):
                     done.append(fut.result())
                     bar.advance()
+    except BaseException:
+        if fresh:  # half a corpus is of no use, and a retry would find the folder not empty
+            shutil.rmtree(root, ignore_errors=True)
+        raise
     finally:
         bar.stop()
 

@@ -203,3 +203,22 @@ def test_generate_on_a_photo_without_a_face_is_an_error(tmp_path, capsys):
     assert main([*args, "--detector", "dlib"]) == 2
     assert "wall.png: no face found in any of its 1 frames" in capsys.readouterr().err
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_debris_of_killed_processes_is_swept_on_the_next_start(tmp_path):
+    import subprocess
+    import sys
+
+    from data.io import sweep_stale_temps
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    (tmp_path / f"synthetic-crema-abc.tmp{pid}").mkdir()
+    (tmp_path / f"synthetic-crema-abc.tmp{pid}" / "half.mp4").write_bytes(b"x")
+    (tmp_path / f".wav2lip.tmp{pid}.pt").write_bytes(b"x")
+    (tmp_path / f"registry.json.tmp{pid}").write_text("{")
+    (tmp_path / "kept.pt").write_bytes(b"x")
+    live = tmp_path / f"other.tmp{Path('/proc/self').resolve().name}"  # this process: still writing
+    live.write_bytes(b"x")
+    removed = sweep_stale_temps(tmp_path)
+    assert len(removed) == 3 and sorted(p.name for p in tmp_path.iterdir()) == sorted(["kept.pt", live.name])

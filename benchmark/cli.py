@@ -8,6 +8,13 @@ import os
 import sys
 from pathlib import Path
 
+# OpenMP threads that wait for work by spinning take the cores another job needs: on a 2-core machine shared with
+# another 2-thread job, a training step ran 12x slower than idle with libgomp's default spin (300,000) and 3.5x
+# with 30,000, which costs nothing idle (docs/runs.md). Set before torch loads its OpenMP runtime; the computation,
+# and so every number, is unchanged. A user's own OMP_WAIT_POLICY / GOMP_SPINCOUNT wins.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "30000")
+
 
 def _add_run_args(p: argparse.ArgumentParser, model: bool = True) -> None:
     if model:
@@ -146,11 +153,9 @@ def cmd_ls(args) -> int:
         for name, layout in LAYOUTS.items():
             print(f"{name:10s} {layout.example}")
     elif args.what == "models":
-        from benchmark.config import load_group
-
         # components (trained for the models that need them) and baselines are not methods of their own
         for name in registry.models().names():
-            kind = load_group("models", name).get("kind", "model")
+            kind = registry.models().declared(name, "kind")  # the class attribute (models/base.py), read unimported
             print(f"{name:16s} {kind if kind != 'model' else ''}".rstrip())
     else:
         for name in registry.datasets().names():
@@ -187,8 +192,8 @@ def cmd_validate(args) -> int:
 
 
 def _print_board(cfg, res) -> None:
-    from benchmark.leaderboard import leaderboard_frame, render_terminal
     from benchmark.results import find_results
+    from benchmark.tables import leaderboard_frame, render_terminal
 
     found = [r for _, r in find_results(Path(cfg.run.out_dir) / cfg.dataset.name)]
     tables = [t for t in leaderboard_frame(found, cfg.dataset.name) if t.protocol_hash == res.protocol.hash]
@@ -272,8 +277,8 @@ def _read_mapping(path: Path) -> dict[str, str]:
 
 
 def cmd_leaderboard(args) -> int:
-    from benchmark.leaderboard import leaderboard_frame, render_terminal, write_leaderboard
     from benchmark.results import find_results
+    from benchmark.tables import leaderboard_frame, render_terminal, write_leaderboard
 
     found = [r for _, r in find_results(args.runs)]
     if args.dataset:
@@ -289,7 +294,7 @@ def cmd_leaderboard(args) -> int:
             for table in leaderboard_frame(found, ds):
                 print(render_terminal(table))
         if args.format == "html":
-            from benchmark.report import write_report
+            from benchmark.tables import write_report
 
             files = write_report(args.runs, ds, args.out, published=published)
             path = f"{files.html} and {files.markdown.name} (+ {len(files.assets)} files in {files.html.stem}_assets/)"

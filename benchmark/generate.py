@@ -1,7 +1,7 @@
 """`bench generate`: any face video or still image + any audio file -> a lip-synced mp4 with the audio muxed.
 
-The Wav2Lip inference.py pipeline (reference/official_repos.md 2.3-2.4) for every model with a face-crop
-interface (`face_audio_windows` + `redraw_faces`: wav2lip, wav2lip_gan, lipgan):
+The pipeline of Rudrabha/Wav2Lip `inference.py` (face detection, box smoothing, paste-back) for every model with a
+face-crop interface (`redraws_faces`, models/base.py: wav2lip, wav2lip_gan, lipgan):
 1. audio: decoded by ffmpeg from any container / rate to 16 kHz mono; T = N // 640 output frames at 25 fps;
 2. face: a still image is repeated; a video is resampled to 25 fps, truncated to T frames or looped
    (frame i uses frame i % P) as inference.py does;
@@ -75,8 +75,8 @@ def load_generator(
     from models.checkpoints import CheckpointError, load_network_weights
 
     cls = registry.models().get(model)
-    if not hasattr(cls, "redraw_faces"):
-        capable = [n for n in registry.models().names() if hasattr(registry.models().get(n), "redraw_faces")]
+    if not cls.redraws_faces:  # the face-redraw hook of models/base.py
+        capable = [n for n in registry.models().names() if registry.models().get(n).redraws_faces]
         raise ValueError(f"model {model!r} does not reanimate face videos; `bench generate` supports: {capable}")
     path = Path(checkpoint)
     if not path.exists():
@@ -309,7 +309,7 @@ def generate_video(
     reader = FrameReader(face)
     det = build_detector(detector, face, box, landmarks)
     if pads is None:
-        pads = det.pads if getattr(det, "pads", None) is not None else getattr(module, "default_pads", (0, 0, 0, 0))
+        pads = det.pads if getattr(det, "pads", None) is not None else module.default_pads
     boxes = detect_boxes(reader, det, num_frames, pads, smooth=smooth, chunk_frames=chunk_frames, progress=progress)
     n_src = len(boxes)
     has_face = boxes[:, 0] >= 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
+import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +32,48 @@ def import_target(target: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+def declared_attribute(target: str, attr: str) -> Any:
+    """The literal value a "package.module:Class" target's class declares for `attr` (a str, number, tuple...),
+    read from the source of the class and of its bases without importing them, so listing a registry stays
+    light (`bench ls models` imports no torch). Bases are followed through the module's own classes and its
+    `from x import Name` imports; a KeyError when no class on the way assigns a literal to `attr`."""
+    module, _, name = target.partition(":")
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise KeyError(f"{target}: module {module!r} not found")
+    with open(spec.origin, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), spec.origin)
+    imported = {
+        alias.asname or alias.name: f"{node.module}:{alias.name}"
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+        for alias in node.names
+    }
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            for stmt in node.body:
+                if isinstance(stmt, ast.Assign):
+                    names, value = [t.id for t in stmt.targets if isinstance(t, ast.Name)], stmt.value
+                elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+                    names, value = [stmt.target.id], stmt.value
+                else:
+                    continue
+                if attr in names:
+                    return ast.literal_eval(value)
+            for base in node.bases:
+                if not isinstance(base, ast.Name):
+                    continue  # an attribute of an imported module (L.LightningModule): outside the project
+                local = any(isinstance(n, ast.ClassDef) and n.name == base.id for n in tree.body)
+                base_target = f"{module}:{base.id}" if local else imported.get(base.id)
+                if base_target is None:
+                    continue
+                try:
+                    return declared_attribute(base_target, attr)
+                except KeyError:
+                    continue
+    raise KeyError(f"{target}: no class on the way declares {attr!r}")
+
+
 class Registry:
     def __init__(self, kind: str, entries: Mapping[str, Any], target_of=lambda entry: entry):
         self.kind = kind
@@ -46,6 +90,10 @@ class Registry:
 
     def get(self, name: str) -> Any:
         return import_target(self._target_of(self.entry(name)))
+
+    def declared(self, name: str, attr: str) -> Any:
+        """What entry `name`'s class declares for `attr`, without importing it (`declared_attribute`)."""
+        return declared_attribute(self._target_of(self.entry(name)), attr)
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries

@@ -1,7 +1,7 @@
 """The typed results schema (``talkbench.results/1``) and the on-disk store.
 
 A run directory holds ``results.json`` (one :class:`Results`) and ``samples.jsonl`` (per-clip records). Both are
-written so that a crash leaves either the previous file or none (SPEC section 6): whole files go through a
+written so that a crash leaves either the previous file or none (docs/runs.md): whole files go through a
 temporary file in the same folder, fsync and ``os.replace``; per-clip records are appended one line at a time and
 the reader drops a line cut short by a crash, so an interrupted evaluation resumes from the clips it has.
 
@@ -27,9 +27,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from metrics import DIRECTIONS  # the registry's: a recorded direction is one a metric can have
+
 SCHEMA = "talkbench.results/1"
 RUN_KINDS = ("model", "gt", "external", "baseline")
-DIRECTIONS = ("lower", "higher", "match_gt")
 
 __all__ = [
     "DIRECTIONS",

@@ -64,7 +64,8 @@ def table1(
     log=print,
 ) -> Table1Outcome:
     from benchmark import runner
-    from benchmark.leaderboard import _EXTENSIONS, write_leaderboard
+    from benchmark.tables import EXTENSIONS as _EXTENSIONS
+    from benchmark.tables import write_leaderboard
 
     unknown = [f for f in formats if f != "html" and f not in _EXTENSIONS]
     if unknown:
@@ -100,7 +101,7 @@ def table1(
     results = [*out.rows.values(), *gts.values()]
     run_dirs = [runner.run_dir_of(cfgs[name]) for name in out.rows] + list(gts)
     stem = f"table1_{dataset}"
-    from benchmark.report import write_report
+    from benchmark.tables import write_report
 
     for fmt in formats:
         if fmt == "html":

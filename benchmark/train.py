@@ -41,15 +41,11 @@ def model_class(name: str):
 def model_params(cfg: DictConfig, cls, overrides: dict[str, Any] | None = None) -> Any:
     """The model's hyperparameters: its config dataclass at the run's preset, with the YAML's non-null params and
     `overrides` (what a checkpoint file implies, e.g. Diffused Heads' motion channels)."""
-    config_cls = getattr(cls, "config_class", None)
+    config_cls = cls.config_class  # every model declares one (models/base.py)
     raw = cfg.model.get("params")
     raw = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else dict(raw or {})
     params = {k: v for k, v in raw.items() if v is not None}
     params.update(overrides or {})
-    if config_cls is None:
-        if params:
-            raise ValueError(f"model {cfg.model.name!r} takes no params, got {sorted(params)}")
-        return None
     if hasattr(config_cls, "preset"):
         return config_cls.preset(cfg.run.preset, **params)
     return config_cls(**params)
@@ -57,8 +53,7 @@ def model_params(cfg: DictConfig, cls, overrides: dict[str, Any] | None = None) 
 
 def build_model(cfg: DictConfig, needs: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None):
     cls = model_class(cfg.model.name)
-    params = model_params(cfg, cls, overrides)
-    return cls(params, **(needs or {})) if params is not None else cls(**(needs or {}))
+    return cls(model_params(cfg, cls, overrides), **(needs or {}))
 
 
 def needed_configs(cfg: DictConfig) -> dict[str, DictConfig]:
@@ -130,7 +125,7 @@ def train_or_load(cfg: DictConfig, corpus: LayoutCorpus, trail: tuple[str, ...] 
         return load_checkpoint_module(cfg)
     run_dir = run_dir_of(cfg)
     weights_path = run_dir / "model.pt"
-    trains = getattr(cls, "trainable", True) and cfg.run.train
+    trains = cls.trainable and cfg.run.train
     needs, needs_info = {}, {}
     for arg, sub in needed_configs(cfg).items():
         if trains:
@@ -450,8 +445,7 @@ def make_datamodule(cfg: DictConfig, corpus: LayoutCorpus, module):
 
     return TalkingFaceDataModule(
         corpus,
-        window_kind=module.window_kind,
-        window_kwargs=module.window_kwargs(),
+        module.train_dataset,
         batch_size=module.cfg.batch_size,
         num_workers=int(cfg.trainer.num_workers),
         seed=int(cfg.run.seed),

@@ -1,6 +1,6 @@
 """`bench weights`: which official checkpoints the suite knows, importing them strictly, listing and verifying.
 
-A name is the official file's stem (SPEC section 5) so users recognise it. Import checks every key and shape
+A name is the official file's stem (docs/checkpoints.md) so users recognise it. Import checks every key and shape
 against the network the file is for before anything is registered.
 """
 
@@ -112,7 +112,7 @@ KNOWN: dict[str, KnownWeights] = {
         reader="models.common.audio_frontends:read_sda_encoder",
     ),
     # mpc001/Lipreading_using_Temporal_Convolutional_Networks Model Zoo: Google Drive / Baidu links only (no direct
-    # download); the file names are the common downstream convention (reference/evaluator_networks.md 3.3)
+    # download); the file names are the common downstream convention (docs/checkpoints.md)
     "lrw_resnet18_mstcn": KnownWeights(
         "metrics.backbones.lipreader:build_lipreader",
         ("lrw_resnet18_mstcn",),

@@ -1,4 +1,4 @@
-"""The clip contract shared by every package (SPEC section 1)."""
+"""The clip contract shared by every package (docs/clip_contract.md)."""
 
 from __future__ import annotations
 

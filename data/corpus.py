@@ -214,7 +214,7 @@ class LayoutCorpus:
 
 
 class SyntheticCorpus(LayoutCorpus):
-    """The procedural corpus (SPEC section 2), written on first use under $TALKBENCH_HOME/corpora."""
+    """The procedural corpus (docs/synthetic_corpus.md), written on first use under $TALKBENCH_HOME/corpora."""
 
     def __init__(
         self,

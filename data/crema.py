@@ -1,7 +1,7 @@
 """CREMA-D: 91 actors, `VideoFlash/AAAA_SSS_EEE_LL.flv` (480x360, 30 fps) + `AudioWAV/AAAA_SSS_EEE_LL.wav`.
 
 Layout: `data.layouts.CremaLayout`; preparation decodes the flv to 25 fps and takes the audio from the wav.
-Splits (SPEC section 3): Diffused Heads' test actors (`CREMA_DH_TEST_ACTORS`, 820 clips) are test, the other
+Splits (docs/corpora.md): Diffused Heads' test actors (`CREMA_DH_TEST_ACTORS`, 820 clips) are test, the other
 actors train; CREMA-D has no official val split, so `val_speakers` train actors (chosen by a hash of the actor
 id) become val.
 """

@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
+from data.clip import Clip
 from data.corpus import LayoutCorpus
 from data.sampling import RankSlice, StepSampler
 
+# A model's training windows over clips, called `windows(clips, seed=..., fixed=...)`: a model's `train_dataset`
+# (models/base.py), passed in, because `data` never imports `models`.
+WindowsFactory = Callable[..., Dataset]
+
 
 class TalkingFaceDataModule(L.LightningDataModule):
-    """Training windows of kind `window_kind` (a `data.windows.WINDOWS` entry) over a corpus's splits.
+    """A model's training windows (`windows`, its `train_dataset`) over a corpus's splits.
 
     Clips come through the corpus's decode-once cache; the window dataset cuts them into what the model trains
     on (SyncNet expert pairs, Wav2Lip windows...). Training items are numbered by batch (`data.sampling.StepSampler`:
     rank r of N reads its own item numbers, endlessly, training stops at trainer.max_steps) and each item is a
     function of (seed, its number); the number of batches trained is saved in every checkpoint, so a resumed run
-    continues the same stream. Validation items are fixed, each rank scoring its share.
+    continues the same stream. Validation items come from their own seed (seed + 1), keyed the same way: every
+    validation scores the same windows, each rank its share.
     """
 
     def __init__(
         self,
         corpus: LayoutCorpus,
-        window_kind: str,
-        window_kwargs: dict | None = None,
+        windows: WindowsFactory,
         batch_size: int = 16,
         num_workers: int = 0,
         seed: int = 0,
@@ -34,8 +41,7 @@ class TalkingFaceDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.corpus = corpus
-        self.window_kind = window_kind
-        self.window_kwargs = dict(window_kwargs or {})
+        self.windows = windows
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
@@ -45,12 +51,12 @@ class TalkingFaceDataModule(L.LightningDataModule):
         self.val_set = None
         self.start_batch = 0  # batches already trained (restored from a checkpoint)
 
-    def _windows(self, split: str, seed: int):
-        from data.windows import WINDOWS
-
-        if self.window_kind not in WINDOWS:
-            raise KeyError(f"unknown window kind {self.window_kind!r}; valid: {sorted(WINDOWS)}")
-        return WINDOWS[self.window_kind](self.corpus.clips(split), seed=seed, **self.window_kwargs)
+    def _windows(self, clips: Sequence[Clip], seed: int) -> Dataset:
+        # `fixed=False` for both sets; both are keyed (setup): item i is a function of (seed, i), so the training set,
+        # numbered by batch, resumes where it stopped, and every validation scores the same windows: evals compare
+        # across steps, and a resumed run's validations (and what they switch, e.g. Wav2Lip's sync loss) match an
+        # uninterrupted run's. The official loaders draw new random eval windows each time (docs/official_recipes.md).
+        return self.windows(clips, seed=seed, fixed=False)
 
     def _rank(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)
@@ -61,12 +67,13 @@ class TalkingFaceDataModule(L.LightningDataModule):
             if getattr(self.corpus, "streaming", False):
                 rank, world = self._rank()
                 self.train_set = StreamingWindows(
-                    self.corpus, self.train_split, self.window_kind, self.window_kwargs, self.seed, rank, world
+                    self.corpus, self.train_split, self.windows, self.seed, rank, world
                 )  # shuffle_buffer: the corpus's (dataset config key)
             else:
-                self.train_set = self._windows(self.train_split, self.seed)
+                self.train_set = self._windows(self.corpus.clips(self.train_split), self.seed)
                 self.train_set.keyed = True
-            self.val_set = self._windows(self.val_split, self.seed + 1)
+            self.val_set = self._windows(self.corpus.clips(self.val_split), self.seed + 1)
+            self.val_set.keyed = True
 
     def _loader(self, ds, sampler) -> DataLoader:
         return DataLoader(
@@ -98,12 +105,10 @@ class TalkingFaceDataModule(L.LightningDataModule):
         model) measure when training streams from shards. Without streaming, the training set itself."""
         if not isinstance(self.train_set, IterableDataset):
             return self.train_set
-        from data.windows import WINDOWS
-
         idx = self.corpus.index.select(self.train_split)
         pick = np.unique(np.linspace(0, len(idx) - 1, min(max_clips, len(idx))).round().astype(int))
         clips = [self.corpus.load(e) for e in self.corpus.index.entries(idx[pick])]
-        return WINDOWS[self.window_kind](clips, seed=self.seed, **self.window_kwargs)
+        return self._windows(clips, self.seed)
 
     def state_dict(self) -> dict[str, int]:
         trainer = getattr(self, "trainer", None)
@@ -136,21 +141,15 @@ class StreamingWindows(IterableDataset):
         self,
         corpus,
         split: str,
-        window_kind: str,
-        window_kwargs: dict,
+        windows: WindowsFactory,
         seed: int,
         rank: int,
         world: int,
         shuffle_buffer: int | None = None,
     ):
-        from data.windows import WINDOWS
-
-        if window_kind not in WINDOWS:
-            raise KeyError(f"unknown window kind {window_kind!r}; valid: {sorted(WINDOWS)}")
         self.corpus = corpus
         self.split = split
-        self.window_cls = WINDOWS[window_kind]
-        self.window_kwargs = dict(window_kwargs)
+        self.windows = windows
         self.seed, self.rank, self.world = int(seed), int(rank), int(world)
         if shuffle_buffer is None:
             from data.corpus import DEFAULT_SHUFFLE_BUFFER
@@ -186,7 +185,7 @@ class StreamingWindows(IterableDataset):
             for g in rng.permutation(len(groups)):
                 clips = [self.corpus.load(e) for e in self.corpus.index.entries(groups[g])]
                 try:
-                    ds = self.window_cls(clips, seed=int(rng.integers(2**31)), **self.window_kwargs)
+                    ds = self.windows(clips, seed=int(rng.integers(2**31)), fixed=False)
                 except ValueError:
                     continue  # no clip of this shard is long enough for a window
                 if ds.num_windows:

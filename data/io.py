@@ -1,7 +1,7 @@
 """Reading and writing media files with the ffmpeg binary that imageio-ffmpeg ships.
 
-Decoding always resamples to the SPEC section 1 rates (25 fps video, 16 kHz mono audio), so nothing past this
-module ever sees another rate. Every failure is a `MediaError` naming the file.
+Decoding always resamples to the clip contract's rates (25 fps video, 16 kHz mono audio; docs/clip_contract.md),
+so nothing past this module ever sees another rate. Every failure is a `MediaError` naming the file.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""On-disk layouts of the corpora (SPEC sections 2-3): where a clip's files live and how to find them again.
+"""On-disk layouts of the corpora (docs/corpora.md): where a clip's files live and how to find them again.
 
 The synthetic corpus is written in these layouts and read back through the same `scan` code that reads a real
 LRW / CREMA-D / VoxCeleb2 download. A split file (`splits/{train,val,test}.txt`, one relative video path per
@@ -19,7 +19,7 @@ SPLITS = ("train", "val", "test")
 CREMA_SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
 CREMA_EMOTIONS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
 CREMA_LEVELS = ("XX", "LO", "MD", "HI")
-# Diffused Heads' CREMA test actors (SPEC section 3).
+# Diffused Heads' CREMA test actors (diffused-heads `datasets/file_list_crema_test.txt`; docs/corpora.md).
 CREMA_DH_TEST_ACTORS = ("1015", "1020", "1021", "1030", "1033", "1052", "1062", "1081", "1082", "1089")
 
 

@@ -19,7 +19,7 @@ from torchmetrics.utilities import dim_zero_cat
 
 @dataclass
 class EvalSample:
-    """A generated clip and its reference, as metrics see them (SPEC section 1, "evaluation input").
+    """A generated clip and its reference, as metrics see them (docs/clip_contract.md, "Evaluation input").
 
     fake/real: uint8 [T, H, W, 3] RGB 25 fps; audio: float32 [N] 16 kHz, the audio both share.
     """
@@ -42,6 +42,8 @@ class ClipMetric(Metric, abc.ABC):
     """Base for metrics that give each clip one or more values and report their mean over scored clips."""
 
     full_state_update = False
+    # True / False when every output agrees, else None (mixed, or judged against GT); each output's direction is
+    # the METRICS registry's, and tests/benchmark/test_metric_descriptions.py checks this flag against it
     higher_is_better: bool | None = None
     #: names of the values `score_clip` returns, in order
     outputs: tuple[str, ...] = ()

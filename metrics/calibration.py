@@ -1,6 +1,6 @@
 """Calibrate the small evaluation SyncNet on a corpus (the synthetic one by default), on CPU, in about a minute.
 
-Recipe of reference/synthetic_feasibility.md (the one that worked; the pairwise contrastive loss on raw
+Recipe of docs/sync_calibration.md (the one that worked; the pairwise contrastive loss on raw
 embeddings collapsed): block InfoNCE over in-clip shifts on L2-normalised embeddings.
 
 - a batch is 8 clips x 24 consecutive windows; all 192 video and audio windows are embedded at once;
@@ -9,9 +9,9 @@ embeddings collapsed): block InfoNCE over in-clip shifts on L2-normalised embedd
   mouth moves slowly) and above 15 (beyond the evaluator's vshift) are masked out;
 - cross-entropy in both directions (video -> audio rows, audio -> video columns), Adam lr 1e-3;
 - random +-2 px translation of each 5-frame window;
-- one addition to the note's recipe (``pad_candidate``): the zero vector that calc_pdist pads the audio with
+- one addition to the prototype's recipe (``pad_candidate``): the zero vector that calc_pdist pads the audio with
   is one more negative of every anchor, at its exact distance 1. On the default (medium) synthetic corpus the
-  note's recipe alone left in-sync distances near 1.05, above the padding's 1.0, so on 1.1 s test clips
+  prototype's recipe alone left in-sync distances near 1.05, above the padding's 1.0, so on 1.1 s test clips
   (23 windows, 15 of them padded at a +-15 shift) the offset went to +-15 for about 1 clip in 13; with the pad
   negative in-sync distances fall to about 0.65 and every held-out clip measured right (3 seeds).
 
@@ -21,7 +21,7 @@ BGR frames (wholeframe crop), so training inputs are exactly what `sync_scores` 
 Training stops when the time budget is spent, or when a periodic held-out check (every `check_every` steps,
 after `min_steps`) measures >= 95 % of in-sync clips at |offset| <= 1 and >= 95 % of clips with audio advanced
 by 3 frames at 3 +- 1. The final report checks every validation clip in sync, advanced and delayed by 3
-frames, and frozen (first frame repeated): an in-sync test alone passes a broken model (feasibility 6.6).
+frames, and frozen (first frame repeated): an in-sync test alone passes a broken model (docs/sync_calibration.md).
 Given the seed and thread count, the sequence of steps is deterministic; only where the time budget cuts it
 depends on the machine (pass `max_steps` for a fully reproducible run).
 """
@@ -116,7 +116,7 @@ class _ValClip:
 def shift_audio_frames(audio: np.ndarray, k: int) -> np.ndarray:
     """Audio advanced by k frames (k > 0: drop the first 640 k samples, zero-pad the end) or delayed (k < 0).
 
-    Same length; syncnet_python measures advanced audio as offset +k (feasibility note section 3).
+    Same length; syncnet_python measures advanced audio as offset +k (docs/sync_calibration.md).
     """
     n = int(k) * SAMPLES_PER_FRAME
     out = np.zeros_like(audio)
@@ -204,7 +204,7 @@ def _block_infonce(
         if pad_candidate:
             # calc_pdist compares windows near the clip's ends with zero-padded audio: distance exactly 1 for
             # unit embeddings. Make that zero vector a negative of every anchor, so the in-sync distance is
-            # pushed below it; otherwise short clips drift to offsets of +-vshift (feasibility note 6.1)
+            # pushed below it; otherwise short clips drift to offsets of +-vshift (docs/sync_calibration.md)
             pad = torch.full((n, 1), -1.0 / TAU, dtype=logits.dtype, device=logits.device)
             rows, cols = torch.cat([rows, pad], 1), torch.cat([cols, pad], 1)
         target = torch.arange(n)

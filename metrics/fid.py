@@ -1,7 +1,7 @@
 """FID on video frames: torchmetrics' FrechetInceptionDistance with our FID-InceptionV3 as its `feature` module.
 
 The metric's name states the resize filter, the one choice that moves FID most between implementations
-(metrics_notes.md A.2, clean-fid): `fid_tf1` resizes to 299x299 like TF 1.x `resize_bilinear` (the original TF FID
+(docs/metrics_reference.md, clean-fid): `fid_tf1` resizes to 299x299 like TF 1.x `resize_bilinear` (the original TF FID
 and torch-fidelity), `fid_aa` with PyTorch's antialiased bilinear (torchmetrics' default). Both take uint8 RGB
 frames as torch-fidelity does, scale `(x - 128) / 128`, and use the 2048-d pool3 features. Statistics are sums in
 float64 (DDP adds them); the distance uses the symmetric matrix square root (`metrics.functional.frechet`).

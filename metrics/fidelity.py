@@ -1,7 +1,7 @@
 """PSNR and SSIM of generated frames against the ground-truth frames (the ablation tables' reconstruction metrics).
 
 Per frame on full RGB frames at the reference's size (the runner resizes generated clips to it), 0-255 scale,
-averaged over the clip's frames; the reported value is the mean over clips (metrics_notes.md A.7).
+averaged over the clip's frames; the reported value is the mean over clips (docs/metrics_reference.md).
 - PSNR = 10 log10(255^2 / MSE) over the frame's pixels and channels (torchmetrics `peak_signal_noise_ratio`,
   data_range 255); a frame identical to its reference has infinite PSNR, so does its clip (the GT row).
 - SSIM: Wang et al. 2004 with an 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, data_range 255, averaged

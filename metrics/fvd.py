@@ -1,6 +1,6 @@
 """FVD with a pinned protocol: `fvd_16f` = I3D Kinetics-400 logits of 16-frame windows, Fréchet distance in float64.
 
-Protocol (named after StyleGAN-V's `fvd2048_16f`, metrics_notes.md A.1):
+Protocol (named after StyleGAN-V's `fvd2048_16f`, docs/metrics_reference.md):
 - a window is 16 consecutive frames; by default one window per clip starting at frame 0 (StyleGAN-V takes
   offset 0 for generated videos; we use 0 for the real ones too, so the protocol is deterministic);
   `window_stride` takes every window starting at 0, s, 2s, ... instead (`max_windows` caps them per clip);

@@ -97,7 +97,7 @@ class SyncNetScores(ClipMetric):
     """
 
     outputs = ("av_offset", "av_conf", "lse_d", "lse_c")
-    higher_is_better = None  # mixed: see the METRICS registry for each output's direction
+    higher_is_better = None  # outputs differ (LSE-D lower, LSE-C higher, AV offset to GT): METRICS has each
     config_section = "sync"  # configs/metrics/default.yaml section holding its settings
     needs_corpus = True  # `auto` / `calibrated` depend on the corpus being scored
     evaluator_key = "syncnet"

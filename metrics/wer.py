@@ -1,7 +1,7 @@
 """Lipreader WER: how many spoken words a lipreading network fails to read from the generated video.
 
 Word level (LRW-style corpora; the synthetic corpus's key words): each clip has one target word, so there are no
-insertions or deletions and WER = 1 - top-1 word accuracy (reference/metrics_notes.md A.5). Per clip the value
+insertions or deletions and WER = 1 - top-1 word accuracy (docs/metrics_reference.md). Per clip the value
 is 1 (misread) or 0. Sentence level (`level="sentence"`, a model from SENTENCE_LIPREADERS plugged in): the usual
 Levenshtein word error rate of the model's transcript against the clip's transcript, computed with jiwer; the
 corpus value is total errors / total reference words (jiwer's corpus WER), not a mean of per-clip rates.

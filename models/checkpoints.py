@@ -1,7 +1,7 @@
 """Reading checkpoint files of any format, checking them against a network, and the two hooks every model's
 checkpoint goes through (`checkpoint_params`, `load_module_checkpoint`).
 
-Formats met in the wild (reference/official_repos.md sections 2.1 and 4.1):
+Formats met in the wild (docs/checkpoints.md, docs/diffused_heads.md):
 - Wav2Lip's training scripts save `{"state_dict", "optimizer", "global_step", "global_epoch"}`, sometimes with
   DataParallel's `module.` prefix on every key (wav2lip_train.py strips it before a strict load);
 - the newer Wav2Lip downloads (`Wav2Lip-SD-*.pt`) and Diffused Heads' `crema_script.pt` are TorchScript archives,

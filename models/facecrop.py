@@ -1,9 +1,10 @@
 """Face boxes for mouth-redrawing models (Wav2Lip, LipGAN) on arbitrary videos: detect, smooth, pad, crop, paste.
 
-Follows Wav2Lip:inference.py (reference/official_repos.md 2.3): a box per frame, expanded by pads (top, bottom,
-left, right) and clipped to the frame, smoothed by a forward mean over 5 detections, cropped and resized to
-96x96, and the model's output resized back (bilinear) and pasted into the full frame. Unlike the official
-script, frames without a detection are not an abort (Wav2Lip#163, #229): they keep no box and pass through.
+Follows Wav2Lip:inference.py (`face_detect`, `datagen` and the paste loop of `main`; docs/faces.md): a box per
+frame, expanded by pads (top, bottom, left, right) and clipped to the frame, smoothed by a forward mean over 5
+detections, cropped and resized to 96x96, and the model's output resized back (bilinear) and pasted into the full
+frame. Unlike the official script, frames without a detection are not an abort (Wav2Lip#163, #229): they keep no
+box and pass through.
 
 The box rule, padding and smoothing are data.faces.boxes, the functions preparation's `wav2lip` crop uses: a
 landmark-based detector here gives, for the same frames, the boxes a prepared corpus was cut with

@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import lightning as L
 import numpy as np
 
 from data.clip import frames_for_audio
+from models.base import TalkingFaceModule
 from models.common.config import to_config
 
 
@@ -18,35 +18,29 @@ class StaticFrameConfig:
     """No hyperparameters: the dataclass exists so every model is built the same way."""
 
 
-class StaticFrameModel(L.LightningModule):
+class StaticFrameModel(TalkingFaceModule):
     """Repeats the identity frame T = N // 640 times. Nothing to train (`trainable = False`).
 
     It is the floor for lip-sync metrics (a frozen mouth) and the ceiling for identity/FID-style metrics on
     the first frame.
     """
 
+    kind = "baseline"
     trainable = False
-    window_kind = None
     config_class = StaticFrameConfig
 
     def __init__(self, cfg: StaticFrameConfig | Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.cfg = to_config(StaticFrameConfig, cfg)
 
-    def window_kwargs(self) -> dict[str, Any]:
-        return {}
-
-    def generate(
+    def _generate(
         self,
         identity: np.ndarray,
         audio: np.ndarray,
         *,
-        pose_prior: np.ndarray | None = None,
-        seed: int | Sequence[int] = 0,
+        pose_prior: np.ndarray | Sequence[np.ndarray] | None = None,
+        seed: Sequence[int] = (),
     ) -> np.ndarray:
         """uint8 [B,H,W,3] identity, float32 [B,N] audio -> uint8 [B,T,H,W,3]; pose_prior and seed are unused."""
-        identity = np.asarray(identity)
-        if identity.dtype != np.uint8 or identity.ndim != 4 or identity.shape[-1] != 3:
-            raise ValueError(f"identity must be uint8 [B,H,W,3], got {identity.dtype} {identity.shape}")
-        num_frames = frames_for_audio(np.shape(audio)[-1])
+        num_frames = frames_for_audio(audio.shape[-1])
         return np.repeat(identity[:, None], num_frames, axis=1)

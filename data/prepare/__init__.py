@@ -1,6 +1,6 @@
 """`bench data prepare`: a real corpus (LRW / CREMA-D / VoxCeleb2 download) -> per-clip arrays + a manifest.
 
-Per clip (SPEC section 3): decode with ffmpeg to 25 fps / 16 kHz mono, streamed through a pipe in fixed-size
+Per clip (docs/corpora.md): decode with ffmpeg to 25 fps / 16 kHz mono, streamed through a pipe in fixed-size
 chunks of frames, so a one-hour video never has to fit in memory; 68 face landmarks from a landmark source
 (data.faces.sources: `auto` picks the synthetic truth, 2D-FAN when its weights are present, else dlib), cached
 per clip; one crop per model family cut with data.faces.crops; audio features computed once. Outputs go to

@@ -1,4 +1,4 @@
-"""The procedural talking-face corpus (SPEC section 2): the embedded default dataset and the metrics' truth.
+"""The procedural talking-face corpus (docs/synthetic_corpus.md): the embedded default dataset and the metrics' truth.
 
     spec = make_corpus_spec(SyntheticConfig(n_clips=12))   # speakers, vocabulary, words and timing (cheap)
     clip = render_clip(spec, 0)                            # data.clip.Clip with truth, ~20 ms per 2 s clip

@@ -1,4 +1,4 @@
-"""The procedural talking-face corpus (SPEC section 2): config, cheap corpus spec, and clip rendering.
+"""The procedural talking-face corpus (docs/synthetic_corpus.md): config, cheap corpus spec, and clip rendering.
 
 Every random choice comes from a stream keyed by (seed, purpose, index), so a clip depends only on the seed,
 the config fields that shape it and its own index: clip 5 is the same whether 10 or 240 clips are made, in
@@ -50,7 +50,7 @@ OFFSET_CONVENTION = (
 
 @dataclass(frozen=True)
 class DifficultyParams:
-    """The knobs a difficulty level turns (SPEC section 2 "Difficulty")."""
+    """The knobs a difficulty level turns (docs/synthetic_corpus.md "Difficulty")."""
 
     mouth_lead_ms: tuple[float, float]  # per-clip lead of the mouth over the sound, drawn uniformly
     coarticulation: float  # 0..1: weight of the next frame's shape (anticipation), applied recursively
@@ -63,14 +63,15 @@ class DifficultyParams:
 
 
 DIFFICULTY: dict[str, DifficultyParams] = {
-    # the feasibility prototype: mouth = viseme x loudness, in sync, clean; lip-sync is trivially learnable
+    # the design prototype: mouth = viseme x loudness, in sync, clean; lip-sync is trivially learnable
     "easy": DifficultyParams((0.0, 0.0), 0.0, 1.0, 0.003, 0.0, 0.0, 1.0, 0.0),
     # default: still learnable by a small SyncNet in minutes (leads <= 1 frame, mild anticipation)
     "medium": DifficultyParams((0.0, 40.0), 0.25, 0.7, 0.006, 0.06, 0.0, 1.5, 0.0),
     "hard": DifficultyParams((0.0, 80.0), 0.5, 0.35, 0.03, 0.15, 0.25, 3.0, 0.6),
 }
 
-# (opening, width factor) per phone; vowel values from the feasibility note, consonants nearly closed
+# (opening, width factor) per phone; vowel values from the design prototype (docs/synthetic_corpus.md),
+# consonants nearly closed
 VISEMES: dict[str, tuple[float, float]] = {
     SILENCE: (0.0, 1.0),
     "a": (1.0, 0.9),

@@ -1,4 +1,4 @@
-"""Clip perturbations with known effect, for proving metrics right (SPEC section 2 "Perturbations").
+"""Clip perturbations with known effect, for proving metrics right (docs/synthetic_corpus.md "Perturbations").
 
 Each function is pure (`Clip -> Clip`, the input is not modified), keeps the Clip contract (uint8 video
 [T,H,W,3], float32 audio [N], landmarks [T,68,2] or None) and records itself in `truth["perturbations"]`.

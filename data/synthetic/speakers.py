@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-# Voice ranges from reference/synthetic_feasibility.md (prototype that trained a SyncNet in seconds).
+# Voice ranges of the design prototype that trained a small SyncNet in seconds (docs/synthetic_corpus.md).
 MALE_F0 = (90.0, 150.0)
 FEMALE_F0 = (170.0, 250.0)
 MALE_FORMANT_SCALE = (0.92, 1.03)
 FEMALE_FORMANT_SCALE = (1.08, 1.20)
-BLINK_RATE = (0.1, 0.6)  # blinks per second (SPEC section 2)
+BLINK_RATE = (0.1, 0.6)  # blinks per second (docs/synthetic_corpus.md)
 
 HAIR_STYLES = ("short", "long", "fringe", "buzz")
 

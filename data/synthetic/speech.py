@@ -1,7 +1,7 @@
 """Synthetic speech: a seeded CV-syllable vocabulary, timing plans and a small formant synthesiser.
 
-Recipe (vowel formants, durations, pulse source, noise floor, peak level) from
-reference/synthetic_feasibility.md section 1. Timing is planned first (cheap, no audio), so a corpus spec can
+Recipe (vowel formants, durations, pulse source, noise floor, peak level) of the design prototype, written up in
+docs/synthetic_corpus.md. Timing is planned first (cheap, no audio), so a corpus spec can
 hold every clip's words and phone timeline, and the audio is synthesised only when a clip is rendered.
 """
 
@@ -138,7 +138,7 @@ def plan_utterance(
 
     The key word is always spoken in full: if it does not fit in `n_frames`, the leading filler is dropped, then
     the leading silence shortened, then the clip lengthened. Fillers are added only while they end at least
-    0.1 s before the clip does. Leading silence 50-350 ms, pauses 80-350 ms (feasibility note).
+    0.1 s before the clip does. Leading silence 50-350 ms, pauses 80-350 ms (docs/synthetic_corpus.md).
     """
     sr = SAMPLE_RATE
     n_samples = n_frames * SAMPLES_PER_FRAME
@@ -247,7 +247,7 @@ def synthesize(plan: UtterancePlan, speaker: Speaker, rng: np.random.Generator, 
             continue
         if seg.phone in FORMANTS:
             t = (seg.start + np.arange(length)) / SAMPLE_RATE
-            # +-4 % vibrato, 8 % declination over the clip, +-5 % per-syllable jitter (feasibility note)
+            # +-4 % vibrato, 8 % declination over the clip, +-5 % per-syllable jitter (docs/synthetic_corpus.md)
             f0 = (
                 speaker.f0
                 * float(rng.uniform(0.95, 1.05))

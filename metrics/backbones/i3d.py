@@ -1,6 +1,6 @@
 """I3D Inception-v1 (Kinetics-400) for FVD: the piergiaj layout, and a backend for StyleGAN-V's TorchScript file.
 
-`InceptionI3d` has exactly the keys, shapes and order of `shared/reference/i3d_inception_kinetics400_state_dict.tsv`
+`InceptionI3d` has exactly the keys, shapes and order of `tests/data_files/i3d_inception_kinetics400_state_dict.tsv`
 (piergiaj/pytorch-i3d `InceptionI3d(400, in_channels=3)`; VideoGPT and TATS copy the class), so
 `i3d_pretrained_400.pt` (converted from the TF-Hub `deepmind/i3d-kinetics-400/1` module that the original FVD
 code uses) loads strictly. Every convolution pads like TF's "SAME" (computed in `forward`, as piergiaj does);
@@ -8,7 +8,7 @@ the classifier is a 1x1x1 convolution with bias and no BatchNorm.
 
 BatchNorm epsilon: piergiaj builds 1e-3; VideoGPT/TATS (whose code produced the published FVDs with
 `i3d_pretrained_400.pt`) build 1e-5. The epsilon is not in the state dict, so it is a constructor argument and
-is recorded in the metric's evaluator info (evaluator_networks.md section 2.1).
+is recorded in the metric's evaluator info (docs/checkpoints.md).
 
 FVD features are the 400 Kinetics logits averaged over the output time steps, before the softmax (TF reference
 tensor `RGB/inception_i3d/Mean:0`; VideoGPT/TATS `forward`; StyleGAN-V `return_features=True`).
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-INPUT_SIZE = 224  # the final 7x7 average pool needs 224x224 frames (128 or 112 fail; evaluator_networks.md 2.3)
+INPUT_SIZE = 224  # the final 7x7 average pool needs 224x224 frames (128 or 112 fail; docs/checkpoints.md)
 NUM_CLASSES = 400
 FEATURE_DIM = NUM_CLASSES
 MIN_FRAMES = 9  # T' = ceil(ceil(ceil(T/2)/2)/2) - 1 >= 1 (the [2, 7, 7] average pool)

@@ -1,7 +1,7 @@
 """The FID InceptionV3 (the TF `inception-2015-12-05` graph as ported by pytorch-fid / torch-fidelity).
 
 The module's state dict has exactly the keys, shapes and order of
-`shared/reference/fid_inception_v3_state_dict.tsv` (pytorch-fid's `fid_inception_v3()`: torchvision's
+`tests/data_files/fid_inception_v3_state_dict.tsv` (pytorch-fid's `fid_inception_v3()`: torchvision's
 `Inception3(num_classes=1008, aux_logits=False)` with the FID blocks swapped in; torch-fidelity's
 `FeatureExtractorInceptionV3` has the same keys), so the official `pt_inception-2015-12-05-6726825d.pth` loads
 strictly. The FID blocks differ from torchvision's only in `forward`: their average pools exclude padding, and
@@ -321,7 +321,7 @@ def read_evaluator_state_dict(path) -> dict[str, torch.Tensor]:
 
     Read with weights_only=True; a `state_dict` entry and DataParallel's `module.` prefix are accepted. Files
     converted from TF without `num_batches_tracked` (torch-fidelity's converter, VideoGPT/TATS's
-    `i3d_pretrained_400.pt`; evaluator_networks.md 1.2, 2.2) get it as 0, which is what a strict
+    `i3d_pretrained_400.pt`; docs/checkpoints.md) get it as 0, which is what a strict
     `load_state_dict` fills in for them too.
     """
     from metrics.safe_load import CheckpointReadError, load_checkpoint_file

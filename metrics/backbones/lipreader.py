@@ -2,13 +2,13 @@
 
 Layout and key names follow mpc001/Lipreading_using_Temporal_Convolutional_Networks (`lipreading/model.py`,
 `models/resnet.py`, `models/tcn.py`, HEAD 0cc99fa) so the official LRW checkpoints load strictly: the state dict of
-`Lipreader(PRESETS["lrw_resnet18_mstcn"])` equals reference/lrw_lipreader_resnet18_mstcn_state_dict.tsv (the
+`Lipreader(PRESETS["lrw_resnet18_mstcn"])` equals tests/data_files/lrw_lipreader_resnet18_mstcn_state_dict.tsv (the
 current `resnet18_mstcn_video` file, swish activations) and the `_prelu` preset equals the table of the older
 checkpoints (PReLU, config before commit b98500c). The DC-TCN back end is not built here (`backend="mstcn"` only).
 
 Input: float (B, 1, T, 88, 88) grey mouth crops normalised with mean 0.421 / std 0.165
 (`metrics.functional.mouth`), `lengths` the valid frames per clip; output (B, num_classes) logits (no softmax),
-class i = line i of the label list (reference/lrw_500_words.txt for LRW). The `small` preset is the same family
+class i = line i of the label list (`LRW_500_WORDS` for LRW; docs/checkpoints.md). The `small` preset is the same family
 at a width that trains on a CPU in minutes (`bench calibrate --what lipreader` on the synthetic vocabulary).
 """
 
@@ -27,7 +27,7 @@ BACKENDS = ("mstcn",)
 CROP_SIZE = 88  # mpc001 test transform: centre crop 88x88 of the 96x96 mouth ROI
 
 
-# mpc001 labels/500WordsSortedList.txt (reference/lrw_500_words.txt, sha256 be120610...): class i = word i
+# mpc001 labels/500WordsSortedList.txt (sha256 be120610..., docs/checkpoints.md): class i = word i
 LRW_500_WORDS: tuple[str, ...] = tuple(
     (
         "ABOUT ABSOLUTELY ABUSE ACCESS ACCORDING ACCUSED ACROSS ACTION ACTUALLY AFFAIRS AFFECTED AFRICA AFTER "
@@ -358,7 +358,7 @@ def lipreader_from_config(config: dict) -> Lipreader:
 
 
 def load_lrw_labels(path) -> tuple[str, ...]:
-    """The LRW label list (one upper-case word per line, class i = line i), e.g. reference/lrw_500_words.txt."""
+    """The LRW label list (one upper-case word per line, class i = line i), e.g. mpc001 500WordsSortedList.txt."""
     from pathlib import Path
 
     words = tuple(w.strip() for w in Path(path).read_text().splitlines() if w.strip())

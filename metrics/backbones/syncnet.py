@@ -12,7 +12,7 @@ Two networks share one interface, which is all `metrics.functional.sync` relies 
 
 ``SyncNetS`` is syncnet_python's model ``S`` (SyncNetModel.py) with exactly its state-dict keys, so the
 official ``syncnet_v2.model`` loads strictly; its embeddings are raw (not normalised), distances unbounded.
-``SyncNetSmall`` is the evaluator we calibrate on the synthetic corpus (reference/synthetic_feasibility.md):
+``SyncNetSmall`` is the evaluator we calibrate on the synthetic corpus (docs/sync_calibration.md):
 lower half of a 96x96 grey frame, per-window standardisation, L2-normalised embeddings, so its distances lie
 in [0, 2] and its confidence is on a much smaller scale than S's (about 0-1 against S's 0-15).
 
@@ -110,7 +110,7 @@ def _fc_head(width: int, out: int) -> nn.Sequential:
 
 
 class SyncNetSmall(nn.Module):
-    """Small evaluation SyncNet for the synthetic corpus (the recipe that worked in synthetic_feasibility.md).
+    """Small evaluation SyncNet for the synthetic corpus (the recipe that worked, docs/sync_calibration.md).
 
     Lip path: BGR frames of any size -> grey (cv2 BGR2GRAY weights) -> bilinear resize (antialiased) to
     ``frame_size`` square -> the lower half (rows frame_size/2 .. frame_size-1, full width) -> the 5 frames
@@ -121,10 +121,10 @@ class SyncNetSmall(nn.Module):
 
     Because embeddings are unit vectors, Euclidean distances lie in [0, 2] and a zero-padded audio window
     (syncnet_python's calc_pdist padding) is at distance exactly 1, which removes the edge bias that pulls
-    unnormalised embeddings to offsets of +-vshift (feasibility note section 6.1).
+    unnormalised embeddings to offsets of +-vshift (docs/sync_calibration.md).
 
     width scales the conv channel counts; hidden is the FC width of both heads. The default (width 0.25,
-    embed_dim 64: 0.51 M parameters) is the note's "tiny" model, the fastest to calibrate on 2 CPU cores;
+    embed_dim 64: 0.51 M parameters) is the prototype's "tiny" model, the fastest to calibrate on 2 CPU cores;
     width 1.0 with embed_dim 128 is its 2.45 M "main" model (slightly larger confidence margins, 4x the compute).
     """
 
@@ -230,7 +230,7 @@ class SyncNetSmall(nn.Module):
 
 
 def _standardise(crops: torch.Tensor) -> torch.Tensor:
-    # per window over its 5 frames: removes speaker skin/background brightness and contrast (feasibility 6.5)
+    # per window over its 5 frames: removes speaker skin/background brightness and contrast (docs/sync_calibration.md)
     flat = crops.flatten(1)
     return (crops - flat.mean(1).view(-1, 1, 1, 1)) / (flat.std(1).view(-1, 1, 1, 1) + 1e-3)
 

@@ -1,7 +1,7 @@
 """Eye aspect ratio and blink events from 68-point landmarks (the DinoMan/blink-detector rule).
 
 Reference: DinoMan/blink-detector `blink/detector.py` (`process_video`, `_get_blink_start_end_`), used by
-Diffused Heads for blinks/s and blink duration (shared/reference/metrics_notes.md section A.3):
+Diffused Heads for blinks/s and blink duration (docs/metrics_reference.md):
 
 - EAR per eye = (|p1 - p5| + |p2 - p4|) / (2 |p0 - p3|) (Soukupova & Cech 2016) on the right eye (36-41) and
   the left eye (42-47); the frame's EAR is the mean of both.

@@ -1,7 +1,7 @@
 """CPBD: cumulative probability of blur detection (Narvekar & Karam, IEEE TIP 2011), a no-reference sharpness.
 
 Our implementation of the algorithm as the PyPI `cpbd` port (1.0.x, the package SDA-era talking-face papers
-used; it no longer imports on current SciPy, shared/reference/metrics_notes.md A.7) computes it, so the numbers
+used; it no longer imports on current SciPy, docs/metrics_reference.md) computes it, so the numbers
 are comparable with theirs: skimage.data.astronaut() in cv2 grey scores 0.383 here as with `cpbd-py312`.
 
 1. Edge blocks: the image is cut into 64x64 blocks (partial blocks at the right/bottom are ignored); a block is

@@ -1,7 +1,7 @@
 """Temporal smoothness of a video: optical-flow magnitude (OFM) and frame MSE (F-MSE).
 
 Diffused Heads (App. A) reports both; its `smoothness_eval.py` (train branch @2838e57) is the reference:
-frames resized to 128x128, Farneback flow between consecutive grey frames. Two modes (SPEC section 5):
+frames resized to 128x128, Farneback flow between consecutive grey frames. Two modes (docs/metrics_reference.md):
 
 - ``paper``: what `smoothness_eval.py` computes, quirks included. OFM is the mean BGR value of the JET
   colour map of the per-frame-pair min-max normalised magnitude (so it lies in 0-255 and is not a length in
@@ -9,7 +9,7 @@ frames resized to 128x128, Farneback flow between consecutive grey frames. Two m
 - ``standard``: the definitions the paper's text implies. OFM is the mean flow magnitude in pixels of the
   128x128 frames; F-MSE is the float mean squared difference of consecutive 128x128 frames on the 0-255 scale.
 
-Inputs are uint8 RGB videos [T, H, W, 3] (SPEC section 1); the reference reads BGR with OpenCV, so frames are
+Inputs are uint8 RGB videos [T, H, W, 3] (docs/clip_contract.md); the reference reads BGR with OpenCV, so frames are
 converted to BGR first, which keeps its grey weights (`COLOR_BGR2GRAY`) and its channel order in the means.
 """
 

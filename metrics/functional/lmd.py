@@ -3,7 +3,7 @@
 Chen et al., ECCV 2018 ("Lip Movements Generation at a Glance"): the mean Euclidean distance between
 corresponding mouth landmarks (iBUG-68 points 48-67) of generated and ground-truth frames, averaged over points
 and frames. Implementations differ in the image size the distance is measured at and in whether each frame's
-points are first centred on their mean (removing head translation) (shared/reference/metrics_notes.md A.7), so
+points are first centred on their mean (removing head translation) (docs/metrics_reference.md), so
 both are explicit here: distances are in pixels of a frame rescaled to `scale` pixels wide (128 by default,
 the synthetic corpus's and Diffused Heads' frame size), and `centre=True` removes each frame's mean point.
 """

@@ -1,13 +1,13 @@
 """Grey mouth crops for a lipreader, from iBUG-68 landmarks (mouth points 48-67).
 
-Reference pipeline (mpc001/Lipreading_using_Temporal_Convolutional_Networks `preprocessing/`, reference/
-evaluator_networks.md section 3.4): landmarks averaged over neighbouring frames, face similarity-aligned to a mean
-face at 256x256, a 96x96 grey ROI centred on the mouth, test-time centre crop 88x88, `/255`, then
-`(x - 0.421) / 0.165`. We do not ship the reference mean face (`20words_mean_face.npy`), so the alignment here is
-a similarity transform fixed by the eyes and the mouth: rotation from the eye line (roll removed), scale so that
-the outer eye corners (36, 45) are `roi_eye_ratio` ROI widths apart, centre at the mean of the mouth points. On a
-frontal face this matches the reference ROI's framing (mouth plus chin and nostrils) to within a few pixels; it is
-our protocol choice, stated here so numbers are reproducible.
+Reference pipeline (mpc001/Lipreading_using_Temporal_Convolutional_Networks `preprocessing/dataloader.py` and
+`lipreading/dataloaders.py`; docs/metrics_reference.md): landmarks averaged over neighbouring frames, face
+similarity-aligned to a mean face at 256x256, a 96x96 grey ROI centred on the mouth, test-time centre crop 88x88,
+`/255`, then `(x - 0.421) / 0.165`. We do not ship the reference mean face (`20words_mean_face.npy`), so the
+alignment here is a similarity transform fixed by the eyes and the mouth: rotation from the eye line (roll removed),
+scale so that the outer eye corners (36, 45) are `roi_eye_ratio` ROI widths apart, centre at the mean of the mouth
+points. On a frontal face this matches the reference ROI's framing (mouth plus chin and nostrils) to within a few
+pixels; it is our protocol choice, stated here so numbers are reproducible.
 """
 
 from __future__ import annotations

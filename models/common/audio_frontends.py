@@ -13,7 +13,7 @@ Front ends:
 - `mel`: the trainable per-frame encoder over Wav2Lip-style log-mel windows (`MelFrameEncoder`, trained with the
   model; 0.2 s per frame, the span of the SDA window);
 - `sda`: the official Diffused Heads audio encoder (`audio_encoder.pt`, a TorchScript archive of the
-  speech-driven-animation encoder, diffused-heads `main` utils.py `AudioEncoder`; reference/official_repos.md 4.4),
+  speech-driven-animation encoder, diffused-heads `main` utils.py `AudioEncoder`; docs/diffused_heads.md),
   frozen, loaded from the registered weights `sda_audio_encoder` (`bench weights import audio_encoder.pt --as
   sda_audio_encoder`) or a file path. Its windowing is reproduced exactly (`sda_embed`).
 wav2vec2 / Whisper are not offered: their networks need the `transformers` package and weights that cannot be
@@ -182,7 +182,7 @@ class MelFrameEncoder(AudioFrontend):
 
 # ------------------------------------------------------------------------------------------------------- SDA
 
-# diffused-heads main utils.py AudioEncoder (reference/official_repos.md 4.4)
+# diffused-heads main utils.py AudioEncoder (docs/diffused_heads.md, "The SDA audio encoder")
 SDA_WINDOW = 3200  # samples per window, 0.2 s at 16 kHz
 SDA_STRIDE = SAMPLES_PER_FRAME  # 640: one window per 25 fps frame
 SDA_PAD = (SDA_WINDOW - SDA_STRIDE) // 2  # 1280 zeros on each side (pad_samples = 3200 - 640, split evenly)

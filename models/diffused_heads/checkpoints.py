@@ -1,6 +1,6 @@
 """Diffused Heads checkpoint files: which layout a file has, which params it implies, which tensors are the UNet.
 
-Layouts (docs/diffused_heads.md; reference/official_repos.md 4.1):
+Layouts (docs/diffused_heads.md, docs/checkpoints.md):
 - `official_lightning`: the non-scripted CREMA checkpoint of the `train` branch, a Lightning 1.x `.ckpt`.
   `LightningDiffusion` registers one UNet as both `self.unet` and `self.diffusion.nn_backbone`, so every UNet
   tensor is saved twice, under `unet.` and `diffusion.nn_backbone.`: the copies must agree and one is kept. Its

@@ -1,6 +1,6 @@
 """LightningModule for Diffused Heads (Stypulkowski et al., WACV 2024): training and frame-by-frame generation.
 
-Training (official lightning_modules/model.py, configs/config.yaml; reference/official_repos.md 4.3-4.5): a random
+Training (official lightning_modules/model.py, configs/config.yaml; docs/diffused_heads.md): a random
 step t of the T = 1000 cosine chain, loss L_simple + 1e-4 L_vlb + 0.2 L_lip, Adam 5e-5 with StepLR gamma 0.8
 decaying `lr_decays` = 18 times over the run, an optional EMA of the UNet weights (used for generation when on),
 precision and DDP through the trainer settings. Audio enters through a front end of models/common/audio_frontends.py
@@ -61,16 +61,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import cv2
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from data.clip import frames_for_audio
+from data.clip import Clip, frames_for_audio
+from models.base import TalkingFaceModule
 from models.checkpoints import CheckpointError, check_state_dict
 from models.common.audio_frontends import AudioFrontend, build_audio_frontend
 from models.common.config import from_preset, to_config
-from models.common.inputs import clip_seeds, generation_inputs
+from models.common.inputs import clip_seeds
 from models.common.steps import log_losses
 from models.diffused_heads.checkpoints import DiffusedHeadsCheckpoint, implied_params, read_dh_checkpoint
 from models.diffused_heads.nets import DiffusedHeadsUNet, IdentityResidual, UNetConfig
@@ -86,9 +86,7 @@ from models.diffused_heads.process import (
     to_grayscale,
     vlb_terms,
 )
-from models.diffused_heads.windows import from_model, to_model
-
-WINDOW_KIND = "diffused_heads"  # data.windows.WINDOWS entry: windows.DiffusedHeadsWindows
+from models.diffused_heads.windows import DiffusedHeadsWindows, from_model, to_model
 
 
 def _plain(value: Any) -> Any:
@@ -195,16 +193,15 @@ DIFFUSED_HEADS_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class DiffusedHeadsModule(L.LightningModule):
+class DiffusedHeadsModule(TalkingFaceModule):
     """Diffused Heads: `self.net` is the UNet (official key names), `self.audio_frontend` the per-frame audio front
     end (registered as `self.audio_encoder` when trainable; a frozen one is kept out of the state dict and the
     optimiser).
 
-    Batches are `windows.DiffusedHeadsWindows` items (window_kind "diffused_heads"). Logs train/simple,
+    Batches are `windows.DiffusedHeadsWindows` items. Logs train/simple,
     train/vlb, train/lip, train/loss and the same under val/.
     """
 
-    window_kind = WINDOW_KIND
     crop = "diffused_heads"  # data.faces crop: the 128 px head aligned on the eyes (official face-processor framing)
     trainable = True
     config_class = DiffusedHeadsConfig
@@ -250,15 +247,18 @@ class DiffusedHeadsModule(L.LightningModule):
         """The audio front end (models/common/audio_frontends.py); `.info()` says what to record in results."""
         return self.audio_encoder if self.audio_encoder is not None else self._frozen_frontend
 
-    def window_kwargs(self) -> dict[str, Any]:
-        return {
-            "image_size": self.cfg.image_size,
-            "n_motion_frames": self.cfg.n_motion_frames,
-            "n_audio_motion_embs": self.cfg.n_audio_motion_embs,
-            "identity_frame": self.cfg.identity_frame,
-            "audio_frontend": self.cfg.audio_frontend,
-            "audio_frontend_weights": self.cfg.audio_frontend_weights,
-        }
+    def train_dataset(self, clips: Sequence[Clip], *, seed: int, fixed: bool) -> DiffusedHeadsWindows:
+        return DiffusedHeadsWindows(
+            clips,
+            seed=seed,
+            fixed=fixed,
+            image_size=self.cfg.image_size,
+            n_motion_frames=self.cfg.n_motion_frames,
+            n_audio_motion_embs=self.cfg.n_audio_motion_embs,
+            identity_frame=self.cfg.identity_frame,
+            audio_frontend=self.cfg.audio_frontend,
+            audio_frontend_weights=self.cfg.audio_frontend_weights,
+        )
 
     # ----- conditioning ----------------------------------------------------------------------------------------
     def motion_input(self, motion: torch.Tensor) -> torch.Tensor:
@@ -481,7 +481,7 @@ class DiffusedHeadsModule(L.LightningModule):
 
     # ----- generation --------------------------------------------------------------------------------------------
     @torch.inference_mode()
-    def generate(
+    def _generate(
         self,
         identity: np.ndarray,
         audio: np.ndarray,
@@ -498,7 +498,6 @@ class DiffusedHeadsModule(L.LightningModule):
         `pose_prior` is not used (Diffused Heads needs only the identity frame).
         `audio_emb` (float32 [B,T,audio_dim]) replaces the built-in audio encoder with external embeddings.
         """
-        identity, audio = generation_inputs(identity, audio)
         b, h, w = identity.shape[:3]
         n_frames = frames_for_audio(audio.shape[1])
         if audio_emb is not None and np.shape(audio_emb) != (b, n_frames, self.cfg.audio_dim):

@@ -1,7 +1,7 @@
 """Diffused Heads networks: the conditional UNet (the audio front ends are in models/common/audio_frontends.py).
 
 The UNet follows the official code (MStypulkowski/diffused-heads, `train` branch @2838e57, models/unet.py and
-models/blocks.py; facts in shared/reference/official_repos.md section 4.2), a simplified guided-diffusion UNet:
+models/blocks.py; facts in docs/diffused_heads.md), a simplified guided-diffusion UNet:
 
 - input: channel concat [x_t (3), motion frames (n_motion_frames x 1 grayscale or x 3 RGB), identity frame (3)];
 - time embedding: sinusoidal with frequencies exp(-ln(1e4) * k / (2C)), k < C/2 (the official divisor is 2C, not
@@ -11,13 +11,13 @@ models/blocks.py; facts in shared/reference/official_repos.md section 4.2), a si
   zero-initialised conv; up/down blocks resample inside the block (nearest x2 / 2x2 average pooling);
 - attention (legacy QKV head split) at the levels whose resolution is in `attention_resolutions`, and in the middle.
 
-With the `paper` config the state dict equals shared/reference/diffused_heads_UNet_state_dict.tsv (grayscale motion,
-8 input channels) or ..._rgbmotion_state_dict.tsv (RGB motion, 12 input channels; the released CREMA checkpoint).
-Differences from the official code, none of which changes a key or a shape at the paper config: `norm_groups`
-(32 officially) and `audio_dim` (officially equal to model_channels) are settings so that a CPU-sized network can
-exist; only the "frame" identity conditioning and "double_pre_gn" audio conditioning of the released configs are
-built. `forward` keeps the official signature `unet(x_t, timesteps, x_cond, motion_frames, audio_emb)`, so a
-TorchScript archive of the official UNet is a drop-in backend, and this UNet scripts with `torch.jit.script`.
+With the `paper` config the state dict equals tests/data_files/diffused_heads_UNet_state_dict.tsv (grayscale motion, 8
+input channels) or ..._rgbmotion_state_dict.tsv (RGB motion, 12 input channels; the released CREMA checkpoint).
+Differences from the official code, none of which changes a key or a shape at the paper config: `norm_groups` (32
+officially) and `audio_dim` (officially equal to model_channels) are settings so that a CPU-sized network can exist;
+only the "frame" identity conditioning and "double_pre_gn" audio conditioning of the released configs are built.
+`forward` keeps the official signature `unet(x_t, timesteps, x_cond, motion_frames, audio_emb)`, so a TorchScript
+archive of the official UNet is a drop-in backend, and this UNet scripts with `torch.jit.script`.
 """
 
 from __future__ import annotations

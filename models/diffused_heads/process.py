@@ -1,16 +1,18 @@
 """The Diffused Heads diffusion process, apart from the network: schedule, losses, respacing, samplers.
 
 Facts from the official code (MStypulkowski/diffused-heads `train` @2838e57, models/diffusion.py and utils.py;
-shared/reference/official_repos.md section 4.3):
-- cosine schedule alpha_bar(t) = cos^2((t + 0.008) / 1.008 * pi / 2), T = 1000, beta clipped at 0.999;
+docs/diffused_heads.md, docs/diffusion.md):
+- cosine schedule alpha_bar(t) = cos^2((t + 0.008) / 1.008 * pi / 2), T = 1000, beta clipped at 0.999
+  (models/common/schedulers.py, shared with VASA: float64 throughout, "accumulated" respacing);
 - learned variance (improved DDPM): nu = (nu_out + 1) / 2, log sigma^2 = nu log beta_t + (1 - nu) log beta~_t with
   beta~ clipped (its first entry replaced by the second); x0 predicted from eps and clamped to [-1, 1];
 - loss L_simple + 1e-4 L_vlb (eps detached inside L_vlb; KL in bits, discretised Gaussian decoder NLL at t = 0)
   + 0.2 L_lip (MSE of eps inside the mouth box of landmarks 48-67 widened by 5 px);
 - respacing: K steps at round(i (T - 1) / (K - 1)), i = 0..K-1 (0 and T-1 included), betas recomputed from
   alpha_bar at the kept steps; the network still receives the original step index;
-- DDIM (not in the official code, which only samples ancestrally): the deterministic (eta = 0) update of Song et
-  al. on the respaced schedule, as guided-diffusion's `ddim_sample` does on a spaced diffusion.
+- DDIM (not in the official code, which only samples ancestrally): the update of Song et al. (eta = 0:
+  deterministic) on the respaced schedule, as guided-diffusion's `ddim_sample` does on a spaced diffusion
+  (`schedulers.ddim_step`).
 - prediction target (`GaussianDiffusion.prediction`): "eps" is the official parameterisation (the network's first
   three output channels are epsilon); "x0" is improved-diffusion's `ModelMeanType.START_X` (they are the clean
   frame; loss targets x0), offered for the CPU `tiny` preset, where a few hundred optimiser steps must give clean
@@ -30,34 +32,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from models.common import schedulers
+from models.common.schedulers import cosine_betas as cosine_betas  # re-exported: callers import it from here
+from models.common.schedulers import space_timesteps as space_timesteps
+
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # one generator for the batch, or one per sample (then a sample's noise does not depend on its batch-mates)
 Generators = torch.Generator | Sequence[torch.Generator] | None
 PREDICTIONS = ("eps", "x0")  # what the network's first three output channels are (eps: official)
-
-
-def cosine_betas(n_timesteps: int = 1000, max_beta: float = 0.999) -> np.ndarray:
-    """Betas of the cosine schedule (Nichol & Dhariwal 2021), float64 [T]."""
-
-    def alpha_bar(t: float) -> float:
-        return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
-
-    return np.array(
-        [min(1 - alpha_bar((i + 1) / n_timesteps) / alpha_bar(i / n_timesteps), max_beta) for i in range(n_timesteps)],
-        dtype=np.float64,
-    )
-
-
-def space_timesteps(n_timesteps: int, k: int) -> list[int]:
-    """The K kept steps: round(i (T-1)/(K-1)) for i = 0..K-1, accumulated as in the official `space_timesteps`."""
-    if not 2 <= k <= n_timesteps:
-        raise ValueError(f"respacing needs 2 <= K <= {n_timesteps} steps, got {k}")
-    stride = (n_timesteps - 1) / (k - 1)
-    steps, cur = [], 0.0
-    for _ in range(k):
-        steps.append(round(cur))
-        cur += stride
-    return steps
+# respacing as the official code (guided-diffusion respace.py); schedule coefficients in float64, cast on use
+SPACING = "accumulated"
+PRECISION = "float64"
 
 
 @dataclass
@@ -73,7 +58,9 @@ class GaussianDiffusion:
 
     @classmethod
     def cosine(cls, n_timesteps: int = 1000, prediction: str = "eps") -> GaussianDiffusion:
-        return cls(cosine_betas(n_timesteps), np.arange(n_timesteps), prediction)
+        return cls(
+            schedulers.CosineScheduler(n_timesteps, SPACING, PRECISION).betas(), np.arange(n_timesteps), prediction
+        )
 
     def __post_init__(self) -> None:
         if self.prediction not in PREDICTIONS:
@@ -100,12 +87,8 @@ class GaussianDiffusion:
         """The K-step chain of the official `space`: betas from alpha_bar at the kept steps."""
         if k == self.num_steps:
             return self
-        keep = space_timesteps(self.num_steps, k)
-        betas, last = [], 1.0
-        for i in keep:
-            betas.append(1.0 - self.alpha_bar[i] / last)
-            last = self.alpha_bar[i]
-        return GaussianDiffusion(np.array(betas), self.timesteps[keep], self.prediction)
+        keep = schedulers.space_timesteps(self.num_steps, k, SPACING)
+        return GaussianDiffusion(schedulers.respaced_betas(self.alpha_bar, keep), self.timesteps[keep], self.prediction)
 
     # ----- tensors -------------------------------------------------------------------------------------------
     @staticmethod
@@ -259,12 +242,10 @@ def sample_ddim(
         pred, _ = denoise(x_t, t).chunk(2, dim=1)
         x0 = diffusion.x0_from_output(pred, x_t, idx)
         eps = diffusion.eps_from_x0(x_t, idx, x0)  # consistent with the clamped x0, as guided-diffusion does
-        ab = diffusion.alpha_bar[i]
-        ab_prev = diffusion.alpha_bar_prev[i]
-        sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab)) * math.sqrt(1 - ab / ab_prev)
-        x_t = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps
-        if sigma > 0 and i > 0:
-            x_t = x_t + sigma * randn(x_t.shape, generator, x_t)
+        ab_prev = float(diffusion.alpha_bar_prev[i])  # Python floats: float64 coefficients (PRECISION)
+        sigma = schedulers.ddim_sigma(float(diffusion.alpha_bar[i]), ab_prev, eta)
+        noise = randn(x_t.shape, generator, x_t) if sigma > 0 and i > 0 else None
+        x_t = schedulers.ddim_step(x0, eps, ab_prev, sigma, noise)
     return x_t
 
 

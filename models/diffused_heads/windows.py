@@ -1,4 +1,4 @@
-"""Training samples for Diffused Heads (official datasets/datasets.py, reference/official_repos.md section 4.4).
+"""Training samples for Diffused Heads (official datasets/datasets.py; docs/diffused_heads.md).
 
 Item: a ground-truth frame and an identity frame (with `identity_frame: random`, two different random frames of
 the clip, as the official `np.random.choice(n, 2, replace=False)`; with `first`, frame 0 and a later one), the
@@ -9,7 +9,7 @@ loss uses). Audio features are computed once per clip (models/common/audio_front
 `mel`, the frozen SDA embeddings, cached per clip, for `sda`); a clip is cut to the shorter of its video and its
 per-frame audio, as the official loader's `min(len(audio_emb), len(video))`. Frames are resized once per clip to
 the model's internal size and kept as uint8; colour conversion to [-1, 1] happens here, at the model boundary
-(SPEC section 1).
+(docs/clip_contract.md).
 """
 
 from __future__ import annotations
@@ -22,18 +22,14 @@ import torch
 from torch.utils.data import Dataset
 
 from data.clip import Clip
-from data.windows import WINDOWS, SeededItems
+from data.windows import SeededItems
 from models.common.audio_frontends import audio_feature_extractor
 
 MOUTH = slice(48, 68)  # iBUG-68 mouth points
 
 
 def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """uint8 [T, H, W, 3] -> uint8 [T, size, size, 3] with INTER_AREA (averages when shrinking, no aliasing).
-
-    Not `data.windows.resize_faces`: `data.windows` registers this module's dataset, so importing it here would
-    be circular.
-    """
+    """uint8 [T, H, W, 3] -> uint8 [T, size, size, 3] with INTER_AREA (averages when shrinking, no aliasing)."""
     if frames.shape[1:3] == (size, size):
         return frames
     return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
@@ -125,8 +121,3 @@ class DiffusedHeadsWindows(SeededItems, Dataset):
             "mouth": torch.from_numpy(mouths[gt]),
             "mouth_identity": torch.from_numpy(mouths[ident]),
         }
-
-
-# the model declares its training items: `data` never imports `models` (DESIGN.md), so the entry is added here,
-# when the LightningModule (which imports this module) is loaded
-WINDOWS.setdefault("diffused_heads", DiffusedHeadsWindows)

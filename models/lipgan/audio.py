@@ -1,6 +1,6 @@
 """LipGAN's audio front ends: the MATLAB MFCC of the `master` branch and the mel of `fully_pythonic`.
 
-MFCC (LipGAN:matlab/create_mat.m -> Kamil Wojcicki's mfcc.m, reference/official_repos.md 3.4), in numpy:
+MFCC (LipGAN:matlab/create_mat.m -> Kamil Wojcicki's mfcc.m; docs/lipgan.md), in numpy:
 16 kHz samples scaled by 2^15 (MATLAB `audioread` gives floats; create_mat.m rescales when max |x| <= 1),
 pre-emphasis 0.97 (`filter([1 -0.97], 1, x)`), 25 ms Hamming frames every 10 ms without end padding,
 |FFT| with nfft 512, 40 triangular filters evenly spaced on the HTK mel scale between 300 and 3700 Hz,
@@ -8,12 +8,13 @@ natural log, DCT-II matrix sqrt(2/M) cos(pi n (m - 0.5) / M), 13 cepstra, sine l
 12 coefficients at 100 frames/s.
 
 Chunks: one 350 ms window (35 MFCC columns) per video frame. Official preprocessing pairs MFCC chunk k
-(columns 4k .. 4k+34) with video frame k+4, i.e. the window is centred on its frame (official_repos 3.5);
-so output frame i takes columns 4(i - 4) + `frame_offset`*4 .. +34. Columns before the start or past the end
-repeat the first / last column (MATLAB gives no padding; LipGAN inference needs a window for every frame).
+(columns 4k .. 4k+34) with video frame k+4, i.e. the window is centred on its frame (LipGAN:preprocess.py;
+docs/lipgan.md); so output frame i takes columns 4(i - 4) + `frame_offset`*4 .. +34. Columns before the start or
+past the end repeat the first / last column (MATLAB gives no padding; LipGAN inference needs a window for every
+frame).
 
 Mel: Wav2Lip's normalised log-mel (identical constants, LipGAN:audio_hparams.py), 27 columns (~337 ms) per
-frame. fully_pythonic's training slice and inference slice disagree by several frames (official_repos 3.5);
+frame. fully_pythonic's training slice and inference slice disagree by several frames (docs/lipgan.md);
 here the window is centred on its frame like the MFCC chunks: start int(3.2 * (i - 4)).
 """
 

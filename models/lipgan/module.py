@@ -1,6 +1,6 @@
 """LightningModule for LipGAN (LipGAN:train.py): residual generator + contrastive audio-visual discriminator.
 
-Each batch (reference/official_repos.md 3.3), in the official order:
+Each batch (LipGAN:train.py, discriminator.py; docs/lipgan.md), in the official order:
 1. discriminator: contrastive(D(real face, its audio), 0) plus one negative with label 1, chosen 50/50 as the
    official loop alternates which of its two negative batches is trained: the generated face with its audio,
    or the real face with audio rolled by 10 within the batch (off-sync). Keras trains these with separate
@@ -37,19 +37,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from data.clip import frames_for_audio
-from data.windows import model_to_rgb, rgb_to_model
+from data.clip import Clip, frames_for_audio
+from models.base import TalkingFaceModule
 from models.common.config import from_preset, to_config
-from models.common.inputs import generation_inputs
+from models.common.frames import model_to_rgb, rgb_to_model
 from models.facecrop import crop_faces, paste_faces
 from models.lipgan.audio import audio_chunks
 from models.lipgan.nets import PRESET_WIDTHS, LipGANDiscriminator, LipGANGenerator, contrastive_loss
-from models.lipgan.process import MIN_REF_DISTANCE, lipgan_input
+from models.lipgan.process import lipgan_input
+from models.lipgan.windows import MIN_REF_DISTANCE, LipGANWindows
 
 
 @dataclass
@@ -89,23 +89,21 @@ LIPGAN_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class LipGANModule(L.LightningModule):
-    """LipGAN training and `generate` (SPEC section 1 contract). Generator `net.*`, discriminator `disc.*`.
+class LipGANModule(TalkingFaceModule):
+    """LipGAN training and `generate` (models/base.py contract). Generator `net.*`, discriminator `disc.*`.
 
-    Batches are `models.lipgan.process.LipGANWindows` items (window_kind "lipgan"). Logs train/l1, train/gan,
+    Batches are `windows.LipGANWindows` items. Logs train/l1, train/gan,
     train/loss, train/disc_real, train/disc_neg, val/l1, val/disc_real, val/disc_fake.
     """
 
-    window_kind = "lipgan"
     crop = "wav2lip"  # data.faces crop: the 96 px face box (LipGAN preprocess.py: dlib box resized to 96)
     trainable = True
     config_class = LipGANConfig
+    redraws_faces = True  # face_audio_windows + redraw_faces: `bench generate` on any video
     default_pads = (0, 0, 0, 0)  # batch_inference.py --pads default
 
     def __init__(self, cfg: LipGANConfig | Mapping[str, Any] | None = None) -> None:
         super().__init__()
-        import models.lipgan.process  # noqa: F401  (registers the "lipgan" window kind)
-
         cfg = to_config(LipGANConfig, cfg)
         self.cfg = cfg
         self.save_hyperparameters({"cfg": dataclasses.asdict(cfg)})
@@ -113,12 +111,15 @@ class LipGANModule(L.LightningModule):
         self.disc = LipGANDiscriminator(width=cfg.disc_width, audio_features=cfg.audio_features)
         self.automatic_optimization = False
 
-    def window_kwargs(self) -> dict[str, Any]:
-        return {
-            "audio_features": self.cfg.audio_features,
-            "frame_offset": self.cfg.frame_offset,
-            "min_ref_distance": self.cfg.min_ref_distance,
-        }
+    def train_dataset(self, clips: Sequence[Clip], *, seed: int, fixed: bool) -> LipGANWindows:
+        return LipGANWindows(
+            clips,
+            seed=seed,
+            fixed=fixed,
+            audio_features=self.cfg.audio_features,
+            frame_offset=self.cfg.frame_offset,
+            min_ref_distance=self.cfg.min_ref_distance,
+        )
 
     def forward(self, audio: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
         return self.net(audio, face)
@@ -195,13 +196,13 @@ class LipGANModule(L.LightningModule):
         return np.concatenate(out) if out else np.zeros((0, *crops.shape[1:]), np.uint8)
 
     @torch.no_grad()
-    def generate(
+    def _generate(
         self,
         identity: np.ndarray,
         audio: np.ndarray,
         *,
         pose_prior: np.ndarray | Sequence[np.ndarray] | None = None,
-        seed: int | Sequence[int] = 0,
+        seed: Sequence[int] = (),
         boxes: np.ndarray | Sequence[np.ndarray] | None = None,
     ) -> np.ndarray:
         """Redraw the mouth of `pose_prior` (or of `identity` repeated) to follow `audio`.
@@ -210,7 +211,6 @@ class LipGANModule(L.LightningModule):
         truncated to T = N // 640 frames; boxes (x1,y1,x2,y2) per pose frame [B,P,4], default the whole
         frame. Returns uint8 [B,T,H,W,3]. Deterministic (no sampling); `seed` is accepted for the contract.
         """
-        identity, audio = generation_inputs(identity, audio, pose_prior)
         num_frames = frames_for_audio(audio.shape[1])
         was_training = self.training
         self.eval()

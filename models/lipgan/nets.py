@@ -3,7 +3,7 @@
 Sources: LipGAN:generator.py `create_model_residual` and LipGAN:discriminator.py `create_model` (master, MFCC
 input 12x35); the mel variant follows the fully_pythonic branch's audio encoders (80x27 input), with the
 residual generator's two residual blocks per level in place of the basic model's two plain conv blocks.
-Facts in reference/official_repos.md 3.2 and 3.6:
+Facts (docs/lipgan.md, with keras-contrib's instancenormalization.py):
 - channels-last Keras graphs become NCHW here; generator face input = [reference frame, target frame with rows
   48-95 zeroed] (the opposite channel order to Wav2Lip), BGR in [0, 1];
 - Keras BatchNormalization(momentum=0.8) = PyTorch momentum 0.2, epsilon 1e-3;

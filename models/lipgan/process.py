@@ -1,22 +1,14 @@
-"""LipGAN's training windows and per-frame pipeline pieces (LipGAN:train.py `datagen`, batch_inference.py).
+"""LipGAN's generator input, shared by its training windows (windows.py) and its face redraw (module.py).
 
-A training item is one frame: the target frame (lower half zeroed for the generator input, full as the L1
-target), a reference frame of the same clip at least `min_ref_distance` = 6 frames away (`choose_ip_frame`),
-and the audio window centred on the target frame. Clips with fewer than 12 frames are skipped (official).
+LipGAN:train.py `datagen` and batch_inference.py stack a reference frame and the target frame with its lower half
+zeroed; training takes the reference from another frame of the clip, inference from the frame itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import torch
 
-from data.clip import Clip
-from data.windows import LOWER_HALF, WINDOWS, _ClipWindows, rgb_to_model
-from models.lipgan.audio import chunks, feature_matrix
-
-MIN_REF_DISTANCE = 6  # choose_ip_frame: the reference frame is at least 6 frames from the target
+from models.common.frames import LOWER_HALF
 
 
 def lipgan_input(faces: torch.Tensor, references: torch.Tensor | None = None) -> torch.Tensor:
@@ -27,56 +19,3 @@ def lipgan_input(faces: torch.Tensor, references: torch.Tensor | None = None) ->
     masked = faces.clone()
     masked[:, :, LOWER_HALF] = 0.0
     return torch.cat([faces if references is None else references, masked], dim=1)
-
-
-class LipGANWindows(_ClipWindows):
-    """Per-frame LipGAN items: {"face": (6,96,96) [reference, masked target], "target": (3,96,96), "audio":
-    (1,12,35) MFCC or (1,80,27) mel, "clip", "frame", "ref"}; BGR [0, 1] like the official crops."""
-
-    def __init__(
-        self,
-        clips: Sequence[Clip],
-        *,
-        length: int | None = None,
-        fixed: bool = False,
-        seed: int = 0,
-        audio_features: str = "mfcc",
-        frame_offset: int = 0,
-        min_ref_distance: int = MIN_REF_DISTANCE,
-    ) -> None:
-        self.audio_features = audio_features
-        self.frame_offset = int(frame_offset)
-        self.min_ref_distance = int(min_ref_distance)
-        super().__init__(clips, length=length, fixed=fixed, seed=seed)
-        if audio_features == "mel":
-            self.feats = self.mels  # the Wav2Lip-normalised mel the base class computed
-        else:
-            by_id = {c.clip_id: c for c in clips}
-            self.feats = [feature_matrix(audio_features, by_id[cid].audio) for cid in self.clip_ids]
-
-    def _valid_starts(self, num_frames: int, mel: np.ndarray) -> np.ndarray:
-        if num_frames < 2 * self.min_ref_distance:
-            return np.zeros(0, np.int64)
-        return np.arange(num_frames, dtype=np.int64)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
-        rng = self._generator(index)
-        clip, frame = self._pick(rng)
-        faces = self.faces[clip]
-        far = np.flatnonzero(np.abs(np.arange(len(faces)) - frame) >= self.min_ref_distance)
-        ref = int(rng.choice(far))
-        target = rgb_to_model(faces[frame])
-        audio = chunks(self.audio_features, self.feats[clip], np.array([frame]), self.frame_offset)[0]
-        return {
-            "face": lipgan_input(target[None], rgb_to_model(faces[ref])[None])[0],
-            "target": target,
-            "audio": torch.from_numpy(audio),
-            "clip": clip,
-            "frame": frame,
-            "ref": ref,
-        }
-
-
-# data.windows cannot import models (one-way data flow), so the window kind is registered from here; the
-# runner imports the model class, and so this module, before it builds the data module.
-WINDOWS.setdefault("lipgan", LipGANWindows)

@@ -11,7 +11,7 @@ eval, fp32. Different:
 - eval size: color_syncnet_train.py eval_model makes one pass over the val loader (its `step > 1400` cap is
   never reached): LRS2's 1,082 val videos / 64 = 17 batches, so limit_val_batches 17 (LRS2-specific).
 - eval items: the official loader draws new random windows each eval; ours are a fixed seeded set.
-- clip length: color_syncnet_train.py skips videos with <= 15 frames (3 * syncnet_T); data/windows.py needs 6.
+- clip length: color_syncnet_train.py skips videos with <= 15 frames (3 * syncnet_T); models/common/windows.py needs 6.
 - checkpoints: color_syncnet_train.py keeps one at step 1 and every 10,000 steps; the runner keeps last.ckpt.
 - the Wav2Lip paper's text gives lr 1e-3; hparams.py (and the maintainer, Wav2Lip#55) 1e-4, used here.
 """
@@ -19,15 +19,17 @@ eval, fp32. Different:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import lightning as L
 import torch
 
+from data.clip import Clip
+from models.base import TalkingFaceModule
 from models.common.config import from_preset, to_config
 from models.syncnet.nets import PRESET_WIDTHS, SyncNetColor, sync_bce, sync_probability
+from models.syncnet.windows import SyncExpertWindows
 
 
 @dataclass
@@ -38,7 +40,7 @@ class SyncNetExpertConfig:
     lr: float = 1e-4  # hparams.syncnet_lr
     betas: tuple[float, float] = (0.9, 0.999)  # torch Adam defaults, as the official script
     batch_size: int = 64  # hparams.syncnet_batch_size
-    # Officially a negative may be any other window (1); see data.windows.SyncExpertWindows for why 2 helps.
+    # Officially a negative may be any other window (1); see windows.SyncExpertWindows for why 2 helps.
     negative_min_shift: int = 1
 
     @classmethod
@@ -55,15 +57,16 @@ SYNC_EXPERT_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class SyncNetExpertModule(L.LightningModule):
+class SyncNetExpertModule(TalkingFaceModule):
     """Lip-sync expert trained with BCE on the cosine similarity of its audio and face embeddings.
 
-    Batches are `data.windows.SyncExpertWindows` items (window_kind "sync_expert"): "face" (B,15,48,96),
+    A component: Wav2Lip trains against it; it generates no video.
+    Batches are `windows.SyncExpertWindows` items: "face" (B,15,48,96),
     "mel" (B,1,80,16), "label" (B,). Logs train/loss, train/acc, val/loss, val/acc (acc: cosine > 0.5 agrees
     with the label). The network is `self.net` (a SyncNetColor; checkpoint keys "net.*").
     """
 
-    window_kind = "sync_expert"
+    kind = "component"
     crop = "wav2lip"  # data.faces crop: the 96 px face box its Wav2Lip generator is trained on
     trainable = True
     config_class = SyncNetExpertConfig
@@ -75,9 +78,8 @@ class SyncNetExpertModule(L.LightningModule):
         self.save_hyperparameters({"cfg": dataclasses.asdict(self.cfg)})
         self.net = SyncNetColor(width=self.cfg.width)
 
-    def window_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `data.windows.WINDOWS[self.window_kind]`."""
-        return {"negative_min_shift": self.cfg.negative_min_shift}
+    def train_dataset(self, clips: Sequence[Clip], *, seed: int, fixed: bool) -> SyncExpertWindows:
+        return SyncExpertWindows(clips, seed=seed, fixed=fixed, negative_min_shift=self.cfg.negative_min_shift)
 
     def forward(self, mel: torch.Tensor, face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.net(mel, face)

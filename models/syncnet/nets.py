@@ -1,8 +1,8 @@
 """Wav2Lip's lip-sync expert `SyncNet_color` (Wav2Lip:models/syncnet.py).
 
 Layer order, kernel sizes, strides and paddings follow the official class so that `lipsync_expert.pth` loads
-strictly (keys in reference/wav2lip_SyncNet_color_state_dict.tsv). `width` scales every hidden channel count
-(the `tiny` preset) and leaves the key set unchanged.
+strictly (keys in tests/data_files/wav2lip_SyncNet_color_state_dict.tsv; docs/checkpoints.md). `width` scales
+every hidden channel count (the `tiny` preset) and leaves the key set unchanged.
 """
 
 from __future__ import annotations

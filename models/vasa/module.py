@@ -50,20 +50,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from data.clip import frames_for_audio
+from data.clip import Clip, frames_for_audio
+from models.base import TalkingFaceModule
 from models.common.config import from_preset, to_config
 from models.common.inputs import clip_seeds, generation_inputs
 from models.common.steps import log_losses
-from models.vasa import windows  # noqa: F401  registers the "vasa_face" / "vasa_motion" window kinds
 from models.vasa.face_latent import POSE_DIM, FaceLatentNet
 from models.vasa.motion_dit import MotionConditions, MotionDiT, audio_feature_fn
-from models.vasa.process import CosineSchedule, iter_motion_windows
-from models.vasa.windows import from_model_image, to_model_image
+from models.vasa.process import CosineSchedule, iter_motion_windows, sampling_controls
+from models.vasa.windows import FacePairWindows, MotionWindows, from_model_image, to_model_image
 
 LABEL = "VASA-style"
 
@@ -139,14 +138,14 @@ VASA_FACE_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class VasaFaceModule(L.LightningModule):
+class VasaFaceModule(TalkingFaceModule):
     """Stage 1: the face latent model `self.net` (FaceLatentNet) and its losses (module docstring).
 
     Batches are `models.vasa.windows.FacePairWindows` items. It has no `generate`: the talking-face pipeline is
     `VasaModule`, which needs this stage.
     """
 
-    window_kind = "vasa_face"
+    kind = "component"
     crop = "vasa"  # data.faces crop: the aligned head at the face model's paper resolution
     trainable = True
     config_class = VasaFaceConfig
@@ -157,8 +156,8 @@ class VasaFaceModule(L.LightningModule):
         self.save_hyperparameters({"cfg": dataclasses.asdict(self.cfg)})
         self.net = FaceLatentNet(**self.cfg.net_kwargs())
 
-    def window_kwargs(self) -> dict[str, Any]:
-        return {"resolution": self.cfg.resolution}
+    def train_dataset(self, clips: Sequence[Clip], *, seed: int, fixed: bool) -> FacePairWindows:
+        return FacePairWindows(clips, seed=seed, fixed=fixed, resolution=self.cfg.resolution)
 
     def losses(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         net, c = self.net, self.cfg
@@ -317,14 +316,13 @@ VASA_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class VasaModule(L.LightningModule):
+class VasaModule(TalkingFaceModule):
     """Stage 2 and the pipeline: `generate` = encode the identity image -> sample motion from audio -> decode.
 
     `self.net` is the MotionDiT; `self.face` a frozen private copy of the stage-1 FaceLatentNet (checkpoint keys
     "face.*"). Normalisation statistics of motion, gaze and distance (train split) are buffers saved with it.
     """
 
-    window_kind = "vasa_motion"
     crop = "vasa"  # the framing of its face model (stage 1)
     trainable = True
     config_class = VasaConfig
@@ -388,14 +386,17 @@ class VasaModule(L.LightningModule):
 
         return shared_frontend(self.cfg.audio_features)
 
-    def window_kwargs(self) -> dict[str, Any]:
-        return {
-            "face_net": self.face,
-            "window": self.cfg.window,
-            "context": self.cfg.context,
-            "audio_features": self.cfg.audio_features,
-            "emotion_dim": self.cfg.emotion_dim,
-        }
+    def train_dataset(self, clips: Sequence[Clip], *, seed: int, fixed: bool) -> MotionWindows:
+        return MotionWindows(
+            clips,
+            seed=seed,
+            fixed=fixed,
+            face_net=self.face,
+            window=self.cfg.window,
+            context=self.cfg.context,
+            audio_features=self.cfg.audio_features,
+            emotion_dim=self.cfg.emotion_dim,
+        )
 
     # ----- normalisation ---------------------------------------------------------------------------------
     def set_stats(self, stats: Mapping[str, np.ndarray]) -> None:
@@ -474,30 +475,15 @@ class VasaModule(L.LightningModule):
         return torch.optim.AdamW(self.net.parameters(), lr=self.cfg.lr, weight_decay=0.01)
 
     # ----- generation --------------------------------------------------------------------------------------
-    def _controls(self, b: int, gaze, distance, emotion) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        c, dev = self.cfg, self.device
-        gaze = c.gaze if gaze is None else gaze
-        distance = c.distance if distance is None else distance
-        emotion = c.emotion if emotion is None else emotion
-        g = torch.zeros(b, 2, device=dev)
-        if gaze is not None:
-            g = self._norm("gaze", torch.as_tensor(gaze, dtype=torch.float32, device=dev).expand(b, 2))
-        d = torch.zeros(b, 1, device=dev)
-        if distance is not None:
-            d = self._norm("distance", torch.as_tensor([distance], dtype=torch.float32, device=dev).expand(b, 1))
-        e = None
-        if emotion is not None:
-            e = torch.as_tensor(emotion, dtype=torch.float32, device=dev)
-            if e.numel() != c.emotion_dim:
-                raise ValueError(f"emotion must have {c.emotion_dim} values, got {e.numel()}")
-            e = e.expand(b, c.emotion_dim)
-        return g, d, e
-
     def _check_inputs(self, identity: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         identity, audio = generation_inputs(identity, audio)
+        self._check_length(audio)
+        return identity, audio
+
+    @staticmethod
+    def _check_length(audio: np.ndarray) -> None:
         if frames_for_audio(audio.shape[1]) == 0:
             raise ValueError(f"audio of {audio.shape[1]} samples is shorter than one frame (640 samples)")
-        return identity, audio
 
     @torch.no_grad()
     def motion_iter(
@@ -508,7 +494,10 @@ class VasaModule(L.LightningModule):
             warnings.warn("VasaModule: motion statistics were never set (untrained model)", stacklevel=2)
         feature_fn, _ = audio_feature_fn(self.cfg.audio_features)
         feats = torch.from_numpy(np.stack([feature_fn(a) for a in audio])).to(self.device)
-        g, d, e = self._controls(len(audio), gaze, distance, emotion)
+        c = self.cfg
+        gaze, distance = c.gaze if gaze is None else gaze, c.distance if distance is None else distance
+        emotion = c.emotion if emotion is None else emotion
+        g, d, e = sampling_controls(len(audio), gaze, distance, emotion, c.emotion_dim, self._norm, self.device)
         gens = [torch.Generator().manual_seed(s) for s in clip_seeds(seed, len(audio))]
         for x in iter_motion_windows(
             self.net,
@@ -564,24 +553,24 @@ class VasaModule(L.LightningModule):
         finally:
             self.train(was_training)
 
-    def generate(
+    def _generate(
         self,
         identity: np.ndarray,
         audio: np.ndarray,
         *,
-        pose_prior: np.ndarray | None = None,
+        pose_prior: np.ndarray | Sequence[np.ndarray] | None = None,
         seed: int | Sequence[int] = 0,
         gaze: tuple[float, float] | None = None,
         distance: float | None = None,
         emotion: list[float] | None = None,
     ) -> np.ndarray:
-        """uint8 [B,H,W,3] identity + float32 [B,N] audio -> uint8 [B,T,H,W,3], T = N // 640 (SPEC section 1).
+        """uint8 [B,H,W,3] identity + float32 [B,N] audio -> uint8 [B,T,H,W,3], T = N // 640 (docs/clip_contract.md).
 
         Offline mode: the whole clip's motion first, then every frame decoded in batches; equal to the
         concatenated `stream()` windows for the same seed. `pose_prior` is unused (one identity frame is all
         the method needs). gaze / distance / emotion override the config's controls (None: the config's).
         """
-        identity, audio = self._check_inputs(identity, audio)
+        self._check_length(audio)
         was_training = self.training
         self.eval()
         try:

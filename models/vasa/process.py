@@ -7,7 +7,9 @@ at inference, classifier-free guidance over several conditions,
 
 with lambda_A = 0.5 and lambda_g = 1.0 and 50 sampling steps by default. The paper does not give its noise
 schedule or sampler; this uses the cosine schedule (Nichol & Dhariwal 2021) with T = 1000 and deterministic DDIM
-steps (eta = 0) from the predicted X_0, so a seed fixes the result.
+steps (eta = 0) from the predicted X_0, so a seed fixes the result. Schedule, spacing and update are the shared
+ones of models/common/schedulers.py, with VASA's own choices there named: alpha_bar kept in float32 and the
+sampling steps spaced by a float32 linspace (docs/diffusion.md).
 
 Windows: the clip is cut into consecutive windows of W frames; each window is conditioned on the last K frames
 of motion and audio of the previous one (none for the first window: that condition is null, as in training with
@@ -16,25 +18,25 @@ its 0.5 dropout). The last window's audio past the clip's end is null, as in tra
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 
+from models.common import schedulers
 from models.vasa.motion_dit import CONDITIONS, MotionConditions, MotionDiT
 
 
 class CosineSchedule(nn.Module):
-    """alpha_bar(t) = cos^2(((t / T) + s) / (1 + s) * pi / 2), betas clipped at 0.999 (improved DDPM)."""
+    """The shared cosine schedule (`schedulers.CosineScheduler`) as a float32 buffer that follows the module's
+    device: alpha_bar(t) = cos^2(((t / T) + s) / (1 + s) * pi / 2), betas clipped at 0.999 (improved DDPM)."""
 
-    def __init__(self, num_steps: int = 1000, s: float = 0.008) -> None:
+    def __init__(self, num_steps: int = 1000, s: float = schedulers.COSINE_OFFSET) -> None:
         super().__init__()
-        steps = torch.arange(num_steps + 1, dtype=torch.float64) / num_steps
-        f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
-        betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
+        # VASA's named departures from Diffused Heads' schedule (schedulers module docstring)
+        self.scheduler = schedulers.CosineScheduler(num_steps, "linspace_float32", "float32", offset=s)
         self.num_steps = num_steps
-        self.register_buffer("alpha_bar", torch.cumprod(1 - betas, 0).float(), persistent=False)
+        self.register_buffer("alpha_bar", self.scheduler.alpha_bar_tensor(), persistent=False)
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         ab = self.alpha_bar[t].view(-1, *([1] * (x0.dim() - 1)))
@@ -44,15 +46,14 @@ class CosineSchedule(nn.Module):
         """n descending timesteps spread over [0, T-1] (the first is T-1, the last 0)."""
         if not 1 <= n <= self.num_steps:
             raise ValueError(f"sampling steps must be in [1, {self.num_steps}], got {n}")
-        return sorted({int(round(v)) for v in torch.linspace(0, self.num_steps - 1, n).tolist()}, reverse=True)
+        return self.scheduler.timesteps(n)[::-1]
 
     def ddim_step(self, x_t: torch.Tensor, x0: torch.Tensor, t: int, t_prev: int | None) -> torch.Tensor:
         """x_{t_prev} from x_t and the predicted x0 (eta = 0); t_prev None returns x0."""
         if t_prev is None:
             return x0
-        ab, ab_prev = self.alpha_bar[t], self.alpha_bar[t_prev]
-        eps = (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
-        return ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
+        eps = schedulers.predict_eps(x_t, x0, self.alpha_bar[t])
+        return schedulers.ddim_step(x0, eps, self.alpha_bar[t_prev])
 
 
 def guided_x0(
@@ -148,6 +149,32 @@ def iter_motion_windows(
             prev_audio = audio[:, start + n - k : start + n]
         else:  # a short last window: nothing follows it
             break
+
+
+def sampling_controls(
+    b: int,
+    gaze: Sequence[float] | None,
+    distance: float | None,
+    emotion: Sequence[float] | None,
+    emotion_dim: int,
+    norm: Callable[[str, torch.Tensor], torch.Tensor],
+    device: torch.device | str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The controls a batch of b clips is sampled under: gaze [b, 2] and distance [b, 1] normalised by
+    `norm(name, x)` (None: zeros, the training mean), emotion [b, emotion_dim] (None: the empty emotion offset)."""
+    g = torch.zeros(b, 2, device=device)
+    if gaze is not None:
+        g = norm("gaze", torch.as_tensor(gaze, dtype=torch.float32, device=device).expand(b, 2))
+    d = torch.zeros(b, 1, device=device)
+    if distance is not None:
+        d = norm("distance", torch.as_tensor([distance], dtype=torch.float32, device=device).expand(b, 1))
+    e = None
+    if emotion is not None:
+        e = torch.as_tensor(emotion, dtype=torch.float32, device=device)
+        if e.numel() != emotion_dim:
+            raise ValueError(f"emotion must have {emotion_dim} values, got {e.numel()}")
+        e = e.expand(b, emotion_dim)
+    return g, d, e
 
 
 def sample_motion(net: MotionDiT, schedule: CosineSchedule, audio: torch.Tensor, gaze, distance, emotion, **kw):

@@ -1,8 +1,8 @@
-"""Training items of the two VASA-style stages, registered in `data.windows.WINDOWS` when this module is imported.
+"""Training items of the two VASA-style stages (VasaFaceModule and VasaModule `train_dataset`).
 
-- "vasa_face" (stage 1): two frames of one clip (source i, driver j) and a frame of another speaker, at the face
-  model's resolution, RGB float [-1, 1], with landmarks in normalised coordinates where the corpus has them.
-- "vasa_motion" (stage 2): windows of W motion latents [pose, dyn] extracted by the frozen stage-1 encoders, the
+- `FacePairWindows` (stage 1): two frames of one clip (source i, driver j) and a frame of another speaker, at the
+  face model's resolution, RGB float [-1, 1], with landmarks in normalised coordinates where the corpus has them.
+- `MotionWindows` (stage 2): windows of W motion latents [pose, dyn] extracted by the frozen stage-1 encoders, the
   per-frame audio features, the previous K frames of both, and the window's gaze and head-distance labels.
 
 Gaze and distance labels (VASA-1 took them from L2CS-Net and a 3D face reconstruction; neither exists here) come
@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from data.clip import Clip
-from data.windows import WINDOWS, SeededItems
+from data.windows import SeededItems
 
 EYES = slice(36, 48)
 
@@ -237,7 +237,3 @@ def encode_clip(face_net, video: np.ndarray, batch: int = 64) -> tuple[np.ndarra
         motions.append(torch.cat([pose, dyn], 1).cpu())
         lms.append(face_net.landmarks(z_id, pose, dyn).cpu())
     return torch.cat(motions).numpy(), torch.cat(lms).numpy()
-
-
-WINDOWS.setdefault("vasa_face", FacePairWindows)
-WINDOWS.setdefault("vasa_motion", MotionWindows)

@@ -1,8 +1,8 @@
 """LightningModule for Wav2Lip with the visual-quality discriminator (Wav2Lip:hq_wav2lip_train.py).
 
 Generator loss = syncnet_wt * sync + disc_wt * perceptual + (1 - syncnet_wt - disc_wt) * L1 with disc_wt 0.07;
-syncnet_wt starts at 0 and becomes 0.03 once the average eval sync loss < 0.75 (SPEC section 4,
-reference/official_repos.md 2.5). Discriminator loss = BCE(D(gt), 1) + BCE(D(G.detach()), 0). G and D both use
+syncnet_wt starts at 0 and becomes 0.03 once the average eval sync loss < 0.75 (Wav2Lip:hq_wav2lip_train.py;
+docs/official_recipes.md). Discriminator loss = BCE(D(gt), 1) + BCE(D(G.detach()), 0). G and D both use
 Adam lr 1e-4, betas (0.5, 0.999). Each batch takes one G step then one D step, in the official order.
 
 Lightning counts every optimizer step in manual optimization, so `trainer.max_steps` counts G and D steps

@@ -1,7 +1,7 @@
 """LightningModule for Wav2Lip's generator without the GAN term (Wav2Lip:wav2lip_train.py).
 
 Loss = syncnet_wt * sync + (1 - syncnet_wt) * L1, with syncnet_wt 0 until the average eval sync loss drops
-below 0.75, then 0.01 (SPEC section 4, reference/official_repos.md 2.5). The expert is frozen and, unlike
+below 0.75, then 0.01 (Wav2Lip:wav2lip_train.py; docs/official_recipes.md). The expert is frozen and, unlike
 the official script, kept in eval mode (`expert_train_mode_bn=True` reproduces the official train-mode
 BatchNorm, which also lets the expert's running statistics drift with the generator's outputs).
 
@@ -17,7 +17,7 @@ get_segmented_mels), hparams.eval_interval 3000, fp32, inference.py wav2lip_batc
   generator already scores < 0.75; Lightning validates every val_every_n_steps batches only.
 - expert BatchNorm: wav2lip_train.py never calls syncnet.eval() (train-mode BN); eval mode here, see above.
 - eval items: wav2lip_train.py draws new random windows each eval; ours are a fixed seeded set, so evals compare.
-- clip length: wav2lip_train.py skips videos with <= 15 frames (3 * syncnet_T); data/windows.py needs 6.
+- clip length: wav2lip_train.py skips videos with <= 15 frames (3 * syncnet_T); models/common/windows.py needs 6.
 - checkpoints: wav2lip_train.py keeps one every 3,000 steps with sample collages; the runner keeps last.ckpt.
 - the paper's text says batch 80 and hparams.py's comment a sync weight of 0.03; the code (16, 0.01) is used.
 
@@ -48,22 +48,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from torchmetrics import MeanMetric
 
-from data.clip import frames_for_audio
-from data.windows import LOWER_HALF, model_to_rgb, rgb_to_model
+from data.clip import Clip
+from models.base import TalkingFaceModule
 from models.common.config import from_preset, to_config
-from models.common.inputs import generation_inputs
+from models.common.frames import LOWER_HALF, model_to_rgb, rgb_to_model
 from models.syncnet.module import SyncNetExpertModule
 from models.syncnet.nets import PRESET_WIDTHS as EXPERT_WIDTHS
 from models.syncnet.nets import SyncNetColor
 from models.wav2lip.nets import PRESET_WIDTHS, Wav2LipGenerator
 from models.wav2lip.process import expert_sync_loss, mel_chunks, reanimate
+from models.wav2lip.windows import Wav2LipWindows
 
 
 @dataclass
@@ -105,18 +105,18 @@ WAV2LIP_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class Wav2LipModule(L.LightningModule):
-    """Wav2Lip generator training (L1 + expert sync loss) and `generate` (SPEC section 1 contract).
+class Wav2LipModule(TalkingFaceModule):
+    """Wav2Lip generator training (L1 + expert sync loss) and `generate` (models/base.py contract).
 
-    Batches are `data.windows.Wav2LipWindows` items (window_kind "wav2lip"). The generator is `self.net`
+    Batches are `windows.Wav2LipWindows` items. The generator is `self.net`
     (checkpoint keys "net.*"), the frozen expert `self.expert` ("expert.*"). Logs train/l1, train/sync (once
     the sync weight is on), train/loss, val/l1, val/sync, val/loss and syncnet_wt.
     """
 
-    window_kind = "wav2lip"
     crop = "wav2lip"  # data.faces crop: the 96 px face box (Wav2Lip preprocess.py: S3FD box resized to 96)
     trainable = True
     config_class = Wav2LipConfig
+    redraws_faces = True  # face_audio_windows + redraw_faces: `bench generate` on any video
     default_pads = (0, 10, 0, 0)  # inference.py --pads (top, bottom, left, right): include the chin
 
     def __init__(
@@ -157,9 +157,8 @@ class Wav2LipModule(L.LightningModule):
         self._set_expert_mode()
         return self
 
-    def window_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `data.windows.WINDOWS[self.window_kind]`."""
-        return {"mel_frame_offset": self.cfg.mel_frame_offset}
+    def train_dataset(self, clips: Sequence[Clip], *, seed: int, fixed: bool) -> Wav2LipWindows:
+        return Wav2LipWindows(clips, seed=seed, fixed=fixed, mel_frame_offset=self.cfg.mel_frame_offset)
 
     def forward(self, mels: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
         return self.net(mels, face)
@@ -230,13 +229,13 @@ class Wav2LipModule(L.LightningModule):
 
     # ----- generation --------------------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(
+    def _generate(
         self,
         identity: np.ndarray,
         audio: np.ndarray,
         *,
         pose_prior: np.ndarray | Sequence[np.ndarray] | None = None,
-        seed: int | Sequence[int] = 0,
+        seed: Sequence[int] = (),
         boxes: np.ndarray | Sequence[np.ndarray] | None = None,
     ) -> np.ndarray:
         """Reanimate the mouth of `pose_prior` (or of `identity` repeated) to follow `audio`.
@@ -246,7 +245,6 @@ class Wav2LipModule(L.LightningModule):
         frame, [B,P,4], default the whole frame. Returns uint8 [B,T,H,W,3] RGB at the pose frames' resolution.
         Wav2Lip inference has no randomness: `seed` is accepted for the common contract and changes nothing.
         """
-        identity, audio = generation_inputs(identity, audio, pose_prior)
         batch = identity.shape[0]
         was_training = self.training
         self.eval()
@@ -269,9 +267,7 @@ class Wav2LipModule(L.LightningModule):
                 )
         finally:
             self.train(was_training)
-        out = np.stack(videos)
-        assert out.shape[1] == frames_for_audio(audio.shape[1])
-        return out
+        return np.stack(videos)
 
     # ----- face-video pipeline (benchmark.generate) --------------------------------------------------------
     def face_audio_windows(self, audio: np.ndarray, num_frames: int) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Wav2Lip's generator `Wav2Lip` (Wav2Lip:models/wav2lip.py).
 
 Block structure follows the official class so that `wav2lip.pth` loads strictly (keys in
-reference/wav2lip_Wav2Lip_state_dict.tsv). `width` scales every hidden channel count (the `tiny` preset); the
-skip-concatenation widths are derived from the scaled encoder/decoder widths, so the key set never changes.
+tests/data_files/wav2lip_Wav2Lip_state_dict.tsv; docs/checkpoints.md). `width` scales every hidden channel count
+(the `tiny` preset); the skip-concatenation widths are derived from the scaled encoder/decoder widths, so the key
+set never changes.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ class Wav2LipGenerator(nn.Module):
 
 # Visual-quality discriminator (Wav2Lip:models/wav2lip.py `Wav2Lip_disc_qual`): one entry per block, each a list
 # of (cout, kernel, stride, padding). Spatial path of the lower half: 48x96 -> 48x96 -> 48x48 -> 24 -> 12 -> 6
-# -> 3 -> 1 (official comments; keys in reference/wav2lip_Wav2Lip_disc_qual_state_dict.tsv).
+# -> 3 -> 1 (official comments; keys in tests/data_files/wav2lip_Wav2Lip_disc_qual_state_dict.tsv).
 _DISC_QUAL = [
     [(32, 7, 1, 3)],
     [(64, 5, (1, 2), 2), (64, 5, 1, 2)],

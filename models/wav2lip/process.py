@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.audio import MEL_STEPS_PER_WINDOW, MELS_PER_FRAME, wav2lip_melspectrogram
-from data.windows import FACE_SIZE, LOWER_HALF, model_to_rgb, resize_faces, rgb_to_model
+from models.common.frames import FACE_SIZE, LOWER_HALF, model_to_rgb, resize_faces, rgb_to_model
 from models.syncnet.nets import sync_bce
 
 MEL_FLOOR = -4.0  # the normalised mel's minimum (silence), used to pad audio shorter than one window
@@ -36,7 +36,7 @@ def mel_chunks(audio: np.ndarray, num_frames: int) -> np.ndarray:
     """Per-output-frame mel windows float32 (num_frames, 1, 80, 16) as inference.py cuts them.
 
     Frame i's chunk starts at column int(i * 80 / 25) (inference alignment; training uses one frame earlier,
-    see data.windows.Wav2LipWindows). Chunks running past the end reuse the last 16 columns, as inference.py
+    see windows.Wav2LipWindows). Chunks running past the end reuse the last 16 columns, as inference.py
     does; audio shorter than one window (< 0.2 s) is padded with silence first.
     """
     mel = wav2lip_melspectrogram(audio)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.leaderboard import (
+from benchmark.results import MetricResult, Protocol, Results, RunInfo
+from benchmark.tables import (
     format_value,
     leaderboard_frame,
     published_rows,
@@ -23,11 +24,11 @@ from benchmark.leaderboard import (
     to_markdown,
     write_leaderboard,
 )
-from benchmark.results import MetricResult, Protocol, Results, RunInfo
 
 DIRECTIONS = {"fvd_16f": "lower", "av_conf": "higher", "av_offset": "match_gt", "blinks_per_s": "match_gt"}
+DIRECTIONS.update(lse_c="higher", lse_d="lower")
 PUBLISHED_CSV = """\
-# a comment line, as in reference/diffused_heads_table1.csv
+# a comment line, as in reports/reference/diffused_heads_table1.csv
 dataset,method,FVD,FID,blinks_per_s,blink_dur_s,OFM,F_MSE,AV_offset,AV_conf,WER
 LRW,Diffused Heads,71.88,3.94,0.35,0.28,70.71,19.69,-2,4.61,0.77
 LRW,GT,,,0.53,0.28,72.02,27.34,-2,5.83,
@@ -70,7 +71,8 @@ def runs() -> list[Results]:
 def test_direction_aware_marks_in_markdown(runs: list[Results]) -> None:
     (table,) = leaderboard_frame(runs, "LRW")
     text = to_markdown(table)
-    assert "| Method | FVD\\_16f ↓ | Blinks/s →GT | AV offset →GT | AV conf. ↑ |" in text
+    assert "| Method | FVD ↓ | Blinks/s →GT | AV offset →GT | AV conf. ↑ |" in text
+    assert "- FVD is fvd\\_16f: I3D Kinetics-400 logits of 16-frame windows" in text  # the variant, in a footnote
     assert "| Alpha | <u>150.00</u> | <u>0.30</u> | -2 | <u>6.00</u> |" in text
     assert "| Beta | **80.25** | **0.45** | <u>0</u> | 5.00 |" in text
     assert "| Gamma | 300.00 | 0.10 | **+1** | **7.25** |" in text
@@ -83,7 +85,7 @@ def test_direction_aware_marks_in_markdown(runs: list[Results]) -> None:
 def test_direction_aware_marks_in_latex(runs: list[Results]) -> None:
     (table,) = leaderboard_frame(runs, "lrw")
     text = to_latex(table)
-    header = r"Method & FVD\_16f $\downarrow$ & Blinks/s $\rightarrow$GT & AV offset $\rightarrow$GT"
+    header = r"Method & FVD $\downarrow$ & Blinks/s $\rightarrow$GT & AV offset $\rightarrow$GT"
     assert header + r" & AV conf. $\uparrow$ \\" in text
     assert r"Alpha & \underline{150.00} & \underline{0.30} & $-$2 & \underline{6.00} \\" in text
     assert r"Beta & \textbf{80.25} & \textbf{0.45} & \underline{0} & 5.00 \\" in text
@@ -128,6 +130,42 @@ def test_ties_share_the_rank_and_nan_never_ranks() -> None:
     marks = {m: [table.mark(i, m) for i in range(4)] for m in ("fvd_16f", "blinks_per_s")}
     assert marks["fvd_16f"] == ["best", "best", "second", None]
     assert marks["blinks_per_s"] == ["best", "best", None, "second"]
+
+
+def test_rows_that_read_the_same_are_a_tie() -> None:
+    """Every model's 0.00 blink rate is nobody's best; two FVDs printed alike are one rank."""
+    runs = [
+        result("a", "A", "model", {"blinks_per_s": 0.0, "fvd_16f": 10.001, "av_conf": 0.3}),
+        result("b", "B", "model", {"blinks_per_s": 0.0, "fvd_16f": 10.0012, "av_conf": 0.2}),
+        result("c", "C", "model", {"blinks_per_s": 0.0, "fvd_16f": 11.0, "av_conf": 0.1}),
+        result("gt", "GT", "gt", {"blinks_per_s": 0.41}),
+    ]
+    (table,) = leaderboard_frame(runs, "lrw")
+    assert [table.mark(i, "blinks_per_s") for i in range(3)] == [None, None, None]
+    assert format_value("fvd_16f", 10.001) == format_value("fvd_16f", 10.0012)
+    assert [table.mark(i, "fvd_16f") for i in range(3)] == ["best", "best", "second"]
+    assert [table.mark(i, "av_conf") for i in range(3)] == ["best", "second", None]
+    md_rows = [line for line in to_markdown(table).splitlines() if line.startswith("| A ") or line.startswith("| B ")]
+    assert md_rows and all("**0.00**" not in line for line in md_rows)
+
+
+def test_one_number_is_one_column() -> None:
+    """LSE-C is the clip mean of the AV confidence: equal in every row, one column under both names; a protocol
+    where they differ keeps both."""
+    same = [
+        result("a", "A", "model", {"av_conf": 0.31, "lse_c": 0.31, "lse_d": 0.9}),
+        result("b", "B", "model", {"av_conf": 0.12, "lse_c": 0.12, "lse_d": 1.1}),
+    ]
+    (table,) = leaderboard_frame(same, "lrw")
+    assert [c.header for c in table.columns] == ["AV conf. / LSE-C", "LSE-D"]
+    assert "lse_c" not in table.frame.columns and table.mark(0, "av_conf") == "best"
+    assert "AV conf. / LSE-C" in to_markdown(table)
+    csv = pd.read_csv(io.StringIO(to_csv(table)))
+    assert list(csv["lse_c"]) == list(csv["av_conf"]) == [0.31, 0.12]  # the data keeps both names
+    differ = [same[0], result("b", "B", "model", {"av_conf": 0.12, "lse_c": 0.13, "lse_d": 1.1})]
+    (table,) = leaderboard_frame(differ, "lrw")
+    assert [c.header for c in table.columns] == ["AV conf.", "LSE-D", "LSE-C"]
+    assert any("LSE-C differs from AV conf." in n for n in table.notes)
 
 
 def test_different_protocols_make_different_tables(runs: list[Results]) -> None:
@@ -274,7 +312,7 @@ def _marked_runs() -> list[Results]:
 
 
 def test_evaluator_status_normalisation() -> None:
-    from benchmark.leaderboard import evaluator_status
+    from benchmark.tables import evaluator_status
 
     assert evaluator_status({"status": "random"}) == "random"
     assert evaluator_status({"calibrated": True}) == "calibrated"
@@ -352,7 +390,7 @@ def _blocks(tex: str) -> dict[str, list[str]]:
 
 
 def test_table1_latex_blocks_marks_and_gt_last(tmp_path: Path) -> None:
-    from benchmark.leaderboard import to_latex_table1
+    from benchmark.tables import to_latex_table1
 
     csv_path = tmp_path / "table1.csv"
     csv_path.write_text(PUBLISHED_CSV)
@@ -361,7 +399,7 @@ def test_table1_latex_blocks_marks_and_gt_last(tmp_path: Path) -> None:
     assert tex.count("\\begin{table*}") == 1 and tex.count("\\begin{tabular}") == 1
     assert tex.index("\\toprule") < tex.index("\\bottomrule")
     header = tex.split("\\toprule\n")[1].splitlines()[0]
-    assert header.startswith(r"Method & FVD\_16f $\downarrow$ & FID $\downarrow$ & Blinks/s $\rightarrow$GT")
+    assert header.startswith(r"Method & FVD $\downarrow$ & FID $\downarrow$ & Blinks/s $\rightarrow$GT")
     assert r"AV conf. $\uparrow$ & WER $\downarrow$ \\" in header
     assert r"$\rightarrow$GT: closer to the block's GT row is better" in tex  # the match_gt symbol, explained
     blocks = _blocks(tex)
@@ -407,16 +445,23 @@ def test_table1_latex_through_write_leaderboard(tmp_path: Path) -> None:
     assert sorted(set(csv["dataset"])) == ["crema", "lrw", "synthetic"] and len(csv) == 8
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
-def test_table1_latex_compiles_with_pdflatex(tmp_path: Path) -> None:
-    from benchmark.leaderboard import latex_document, to_latex_table1
+@pytest.mark.skipif(
+    shutil.which("pdflatex") is None, reason="pdflatex is not installed (apt-get install texlive-latex-recommended)"
+)
+@pytest.mark.parametrize("export", ["table1_fit", "table1", "per_table"])
+def test_every_latex_export_compiles_with_pdflatex(tmp_path: Path, export: str) -> None:
+    from benchmark.tables import latex_document, to_latex_table1
 
     csv_path = tmp_path / "table1.csv"
     csv_path.write_text(PUBLISHED_CSV)
     runs = [*_two_datasets(), *_marked_runs()]
     runs[0].run.label = "Method_with #special & chars 100%"
     tables = leaderboard_frame(runs, None, published=csv_path)
-    (tmp_path / "t.tex").write_text(latex_document(to_latex_table1(tables, fit_width=True)))
+    if export == "per_table":
+        body = "\n".join(to_latex(t) for t in tables)
+    else:
+        body = to_latex_table1(tables, fit_width=export == "table1_fit")
+    (tmp_path / "t.tex").write_text(latex_document(body))
     # an empty font cache: a glyph that only METAFONT can make (text-mode \dag in TS1) would show as mktexpk
     env = {**os.environ, "TEXMFVAR": str(tmp_path / "texmf-var")}
     proc = subprocess.run(

@@ -31,6 +31,20 @@ def test_registry_covers_every_model_corpus_and_the_metrics():
     assert all(f'"{name}"' in corpora_source for name in datasets().names())
 
 
+def test_model_entries_come_from_the_registry():
+    from benchmark.perf import GROUPS, papers
+    from benchmark.perf.generation import generators
+    from benchmark.perf.models import SETTINGS, registered_kinds
+
+    kinds = registered_kinds()
+    trained = {n for n, kind in kinds.items() if kind in ("model", "component")}
+    assert set(GROUPS["models"]) == trained | {"generation"}
+    assert set(generators()) == {n for n, kind in kinds.items() if kind != "component"} and "static" in generators()
+    # the per-model settings name registered models and benchmarks that exist
+    assert set(SETTINGS) <= set(kinds)
+    assert all(callable(getattr(papers, s["entry"])) for s in SETTINGS.values() if "entry" in s)
+
+
 def test_table_shows_ratio():
     text = format_table([Figure("b", "fast", 10.0, "clips/s", 2.0, "slow")])
     assert "5.0x" in text and "slow" in text

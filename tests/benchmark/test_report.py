@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 from pathlib import Path
 from xml.etree import ElementTree
 
 import numpy as np
 import pytest
 
-from benchmark.report import (
+from benchmark.results import MetricResult, Protocol, Results, RunInfo, write_jsonl_atomic
+from benchmark.tables import (
     Bar,
     Series,
     bar_chart_svg,
@@ -20,7 +22,6 @@ from benchmark.report import (
     write_report,
     write_sample_grid,
 )
-from benchmark.results import MetricResult, Protocol, Results, RunInfo, write_jsonl_atomic
 from data.clip import SAMPLES_PER_FRAME
 from data.io import probe, read_audio, read_video, write_video
 
@@ -236,6 +237,17 @@ def test_bar_lengths_are_proportional_and_gt_line_for_match_gt() -> None:
     assert x_neg < x_pos
 
 
+def test_long_row_labels_are_shown_whole() -> None:
+    label = "Wav2Lip (wav2lip_untrained)"
+    short = bar_chart_svg("AV conf.", "higher", [Bar("A", 1.0)], "av_conf")
+    long = bar_chart_svg("AV conf.", "higher", [Bar(label, 1.0), Bar("A", 2.0)], "av_conf")
+    assert f"</title>{label}</text>" in long and "…" not in long
+    width = lambda svg: float(re.search(r'<svg [^>]*width="([\d.]+)"', svg).group(1))  # noqa: E731
+    assert width(long) > width(short)
+    (bar_x,) = set(_attr(long, "bar ours", "x"))
+    assert bar_x >= 7 * len(label)  # the bars start right of the label column
+
+
 def test_distribution_box_matches_quartiles_and_whiskers_skip_outliers() -> None:
     values = (*range(1, 10), 30.0)
     svg = distribution_svg("WER", "lower", [Series("A", tuple(map(float, values)))], "wer")
@@ -260,10 +272,10 @@ def test_report_over_chosen_run_folders(runs_dir: Path, tmp_path: Path) -> None:
 
 
 def test_cli_html_and_standalone_latex(runs_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    import benchmark.report
+    import benchmark.tables.grids
     from benchmark.cli import main
 
-    monkeypatch.setattr(benchmark.report, "corpus_reference", lambda run_dirs: _reference)
+    monkeypatch.setattr(benchmark.tables.grids, "corpus_reference", lambda run_dirs: _reference)
     out = tmp_path / "r.html"
     args = ["leaderboard", "--runs", str(runs_dir), "--dataset", "synthetic", "--out", str(out)]
     assert main([*args, "--format", "html"]) == 0
@@ -276,10 +288,62 @@ def test_cli_html_and_standalone_latex(runs_dir: Path, tmp_path: Path, monkeypat
 
 
 def test_strip_of_a_large_test_set_is_a_quantile_sample() -> None:
-    from benchmark.report import MAX_STRIP_POINTS
+    from benchmark.tables import MAX_STRIP_POINTS
 
     values = tuple(float(v) for v in np.random.default_rng(0).normal(size=5000))
     svg = distribution_svg("LSE-D", "lower", [Series("A", values), Series("GT", (0.0,), is_gt=True)], "lse_d")
     assert svg.count('class="point"') == MAX_STRIP_POINTS + 1 and "n=5000" in svg and "n=1<" in svg
     cx = sorted(_attr(svg, "point", "cx"))[:MAX_STRIP_POINTS]
     assert min(cx) < 200 and max(cx) > 350  # the sample spans the tails (ticks -4..4 over x 150..400)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Appended to a copy of the report: records, for every <video>, whether Chromium decoded a frame (readyState >= 2,
+# a frame size, no media error), and how many charts were rendered.
+_PROBE = """<script>
+(function () {
+  function report() {
+    if (document.getElementById('probe')) return;
+    var out = Array.from(document.querySelectorAll('video')).map(function (v) {
+      return {ready: v.readyState, w: v.videoWidth, h: v.videoHeight, error: v.error ? v.error.code : 0};
+    });
+    var charts = Array.from(document.querySelectorAll('svg')).filter(function (s) {
+      var box = s.getBoundingClientRect(); return box.width > 0 && box.height > 0;
+    }).length;
+    var el = document.createElement('pre'); el.id = 'probe';
+    el.textContent = JSON.stringify({videos: out, charts: charts});
+    document.body.appendChild(el);
+  }
+  var videos = Array.from(document.querySelectorAll('video')), left = videos.length;
+  if (!left) return report();
+  videos.forEach(function (v) {
+    var done = false;
+    function one() { if (!done) { done = true; if (--left === 0) report(); } }
+    v.addEventListener('loadeddata', one); v.addEventListener('error', one);
+    v.preload = 'auto'; v.load();
+  });
+  setTimeout(report, 8000);
+})();
+</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_report_in_chromium_shows_every_chart_and_plays_every_video(report, tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    import cv2
+
+    page = tmp_path / "probe.html"
+    page.write_text(report.html.read_text() + _PROBE)
+    base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"]
+    dom = subprocess.run([*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    found = json.loads(re.search(r'<pre id="probe">([^<]*)</pre>', dom).group(1).replace("&quot;", '"'))
+    assert found["charts"] == 5  # every bar chart and distribution laid out
+    assert len(found["videos"]) == 2
+    for video in found["videos"]:  # decoded: a black player has readyState 0 or a media error
+        assert video["error"] == 0 and video["ready"] >= 2 and video["w"] > 0 and video["h"] > 0, video
+    shot = tmp_path / "report.png"
+    subprocess.run([*base, f"--screenshot={shot}", "--window-size=1200,2400", report.html.as_uri()], timeout=120)
+    image = cv2.imread(str(shot))
+    assert image is not None and image.std() > 10  # the page drew something, not a blank or black sheet

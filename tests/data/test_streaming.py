@@ -10,13 +10,13 @@ from data.crema import CremaCorpus
 from data.datamodule import StreamingWindows
 from data.manifest import assign_shards, write_manifest
 from data.synthetic.writer import synth_main
-from data.windows import SYNC_T, WINDOWS, _ClipWindows
+from models.common.windows import SYNC_T, ClipWindows
 
 SPEAKERS, CLIPS, BATCH, SHARD_CLIPS = 10, 40, 8, 4  # 7 train speakers (1 val, 2 test), 4 clips each
 
 
-class SpeakerWindows(_ClipWindows):
-    """Real window picking (a clip uniformly, then a window start; _ClipWindows) whose items are the speaker."""
+class SpeakerWindows(ClipWindows):
+    """Real window picking (a clip uniformly, then a window start; ClipWindows) whose items are the speaker."""
 
     def __init__(self, clips, **kwargs):
         super().__init__(clips, **kwargs)
@@ -44,9 +44,7 @@ def corpus(tmp_path_factory):
 def speakers_per_batch(corpus, shuffle_buffer: int, n_batches: int = 150) -> tuple[float, float]:
     """(mean distinct speakers per batch of the stream, its expectation for independent draws with the same
     speaker frequencies): E = sum over speakers s of 1 - (1 - p_s) ** BATCH."""
-    stream = StreamingWindows(
-        corpus, "train", "speaker_test", {}, seed=0, rank=0, world=1, shuffle_buffer=shuffle_buffer
-    )
+    stream = StreamingWindows(corpus, "train", SpeakerWindows, seed=0, rank=0, world=1, shuffle_buffer=shuffle_buffer)
     items = [s for _, s in zip(range(n_batches * BATCH), stream)]
     batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
     measured = float(np.mean([len(set(b)) for b in batches]))
@@ -70,8 +68,7 @@ def test_shards_hold_many_speakers_in_a_stable_order():
     assert {e["clip_id"]: e["shard"] for e in again} == {e["clip_id"]: e["shard"] for e in entries}
 
 
-def test_stream_batches_mix_speakers_like_independent_draws(corpus, monkeypatch):
-    monkeypatch.setitem(WINDOWS, "speaker_test", SpeakerWindows)
+def test_stream_batches_mix_speakers_like_independent_draws(corpus):
     index = corpus.index
     train = index.select("train")
     assert len(np.unique(index.speaker[train])) == 7 and len(np.unique(index.shard[train])) == 7

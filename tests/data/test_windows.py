@@ -9,14 +9,9 @@ from torch.utils.data import DataLoader
 
 from data.audio import wav2lip_melspectrogram
 from data.clip import Clip
-from data.windows import (
-    WINDOWS,
-    SyncExpertWindows,
-    Wav2LipWindows,
-    model_to_rgb,
-    resize_faces,
-    rgb_to_model,
-)
+from models.common.frames import model_to_rgb, resize_faces, rgb_to_model
+from models.syncnet.windows import SyncExpertWindows
+from models.wav2lip.windows import Wav2LipWindows
 
 
 def synthetic_clips(n: int, size: int = 96) -> list[Clip]:
@@ -42,15 +37,16 @@ def bgr_unit(frames: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frames[..., ::-1].transpose(0, 3, 1, 2)).astype(np.float32) / 255.0
 
 
-def test_registry() -> None:
-    assert WINDOWS["sync_expert"] is SyncExpertWindows and WINDOWS["wav2lip"] is Wav2LipWindows
+def test_models_declare_their_windows(clips: list[Clip]) -> None:
+    # each model's train_dataset (models/base.py) builds its windows: these two are tested below, every model's
+    # by tests/models/test_contract.py
+    from models.syncnet.module import SyncNetExpertConfig, SyncNetExpertModule
+    from models.wav2lip.module import Wav2LipConfig, Wav2LipModule
 
-    # models with their own training items add them when their module is imported (data never imports models)
-    from benchmark.registry import models
-
-    for name in models().names():
-        kind = getattr(models().get(name), "window_kind", None)
-        assert kind is None or kind in WINDOWS, (name, kind)
+    expert = SyncNetExpertModule(SyncNetExpertConfig.preset("tiny"))
+    assert type(expert.train_dataset(clips, seed=0, fixed=True)) is SyncExpertWindows
+    wav2lip = Wav2LipModule(Wav2LipConfig.preset("tiny"))
+    assert type(wav2lip.train_dataset(clips, seed=0, fixed=True)) is Wav2LipWindows
 
 
 def test_colour_helpers_round_trip() -> None:

@@ -95,7 +95,7 @@ def _row(name: str, value: float, failed: int, kind: str = "model"):
 
 
 def test_a_row_with_unscored_clips_is_not_ranked_against_complete_rows():
-    from benchmark.leaderboard import leaderboard_frame
+    from benchmark.tables import leaderboard_frame
 
     (table,) = leaderboard_frame([_row("A", 0.5, 3), _row("B", 0.9, 0), _row("C", 1.1, 0)], "synthetic")
     ranks = dict(zip(table.frame["method"], table.ranks["lse_d"]))
@@ -109,8 +109,8 @@ def test_a_time_capped_training_is_reported_and_marked(tmp_path, capsys):
     from test_runner import small_overrides
 
     from benchmark import train
-    from benchmark.leaderboard import leaderboard_frame, time_capped
     from benchmark.runner import build_corpus
+    from benchmark.tables import leaderboard_frame, time_capped
 
     extra = ["trainer.max_steps=100000", "trainer.max_time_s=0.5", "trainer.val_every_n_steps=100000"]
     cfg = compose("syncnet_expert", "synthetic", "tiny", [*small_overrides(tmp_path, expert=False), *extra])

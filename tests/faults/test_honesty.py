@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.leaderboard import leaderboard_frame, to_latex, to_markdown
 from benchmark.results import MetricResult, Protocol, Results, RunInfo
+from benchmark.tables import leaderboard_frame, to_latex, to_markdown
 from metrics import weights as store
 from metrics.base import ClipMetric, EvalSample
 

@@ -139,7 +139,7 @@ def test_real_fixture_two_blinks_with_dlib():
     video = read_video(FIXTURE)
     lm = build_backend("dlib").estimate(video)
     ear = eye_aspect_ratio(lm)
-    # metrics_notes.md A.3 (ran with the reference procedure): EAR 0.178-0.339, onsets at frames 13 and 36
+    # the reference procedure gives EAR 0.178-0.339, onsets at frames 13 and 36 (docs/metrics_reference.md, Blinks)
     assert ear.min() == pytest.approx(0.178, abs=2e-3) and ear.max() == pytest.approx(0.339, abs=2e-3)
     events = detect_blinks(ear, mode="paper")
     assert [e.onset for e in events] == [13, 36]

@@ -38,7 +38,7 @@ def test_marziliano_width_of_a_ramp():
 def test_parity_with_the_pypi_port_on_astronaut():
     skdata = pytest.importorskip("skimage.data")
     grey = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2GRAY)
-    # metrics_notes.md A.7 (ran): cpbd-py312's cpbd.compute(grey uint8) = 0.383 on this image
+    # cpbd-py312's cpbd.compute(grey uint8) gives 0.383 on this image (docs/metrics_reference.md, CPBD)
     assert cpbd(grey) == pytest.approx(0.383, abs=5e-4)
     assert cpbd(cv2.GaussianBlur(grey, (9, 9), 0)) < 0.05
 

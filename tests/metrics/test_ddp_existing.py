@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from ddp_harness import compute_distributed, compute_single
 
 from data.clip import SAMPLES_PER_FRAME
 from metrics.base import EvalSample
-from metrics.ddp import compute_distributed, compute_single
 from metrics.flow import FrameMSE, OpticalFlowMagnitude
 
 

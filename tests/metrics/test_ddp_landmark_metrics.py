@@ -6,11 +6,11 @@ import importlib.util
 
 import numpy as np
 import pytest
+from ddp_harness import compute_distributed, compute_single
 
 from data.synthetic.generator import SyntheticConfig, iter_clips
 from data.synthetic.perturb import freeze_video
 from metrics.base import EvalSample
-from metrics.ddp import compute_distributed, compute_single
 
 HAVE_DLIB = importlib.util.find_spec("dlib") is not None and importlib.util.find_spec("face_recognition_models")
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from ddp_harness import compute_distributed, compute_single
 
 from metrics.backbones.inception import (
     FIDInceptionV3,
@@ -20,7 +21,6 @@ from metrics.backbones.inception import (
     resize_tf1_bilinear,
 )
 from metrics.base import ClipFeatures, ClipScoreError, EvalSample, SetMetric, SetScoreError
-from metrics.ddp import compute_distributed, compute_single
 from metrics.functional.frechet import frechet_distance, frechet_distance_features, frechet_distance_from_sums
 
 TABLE = Path(__file__).resolve().parents[1] / "data_files" / "fid_inception_v3_state_dict.tsv"

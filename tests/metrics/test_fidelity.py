@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ddp_harness import compute_distributed, compute_single
 
 from metrics.base import EvalSample
-from metrics.ddp import compute_distributed, compute_single
 from metrics.fidelity import FidelityScores, frame_psnr_ssim
 
 skimage_metrics = pytest.importorskip("skimage.metrics")

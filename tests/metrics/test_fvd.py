@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from ddp_harness import compute_distributed, compute_single
 
 from metrics.backbones.i3d import InceptionI3d, build_i3d, preprocess_i3d, read_torchscript_i3d
 from metrics.backbones.inception import random_init_, read_evaluator_state_dict
 from metrics.base import ClipFeatures, EvalSample, SetScoreError
-from metrics.ddp import compute_distributed, compute_single
 
 TABLE = Path(__file__).resolve().parents[1] / "data_files" / "i3d_inception_kinetics400_state_dict.tsv"
 

@@ -9,10 +9,10 @@ import jiwer
 import numpy as np
 import pytest
 import torch
+from ddp_harness import compute_distributed, compute_single
 
 from metrics.backbones.lipreader import Lipreader, build_lipreader
 from metrics.base import EvalSample
-from metrics.ddp import compute_distributed, compute_single
 from metrics.wer import SENTENCE_LIPREADERS, LipreaderWER
 
 VOCAB = ("BADA", "GOLU", "MIPE")

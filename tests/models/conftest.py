@@ -7,7 +7,7 @@ import torch
 
 
 class FakeSDA(torch.nn.Module):
-    """The official SDA encoder's call signature (reference/official_repos.md 4.4); its 256-d output spells out how
+    """The official SDA encoder's call signature (docs/diffused_heads.md); its 256-d output spells out how
     it was called: [first sample, last sample, window sum, incoming hidden[0, 0, 0], lengths[0], window length,
     every 16th sample x 3 ...], and the hidden state it returns is the incoming one + 1, so row k of a clip's
     embeddings holds k when the state is threaded from window to window."""

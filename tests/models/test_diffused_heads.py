@@ -209,7 +209,7 @@ def test_x0_and_eps_parameterisations_agree_on_an_oracle(method: str) -> None:
 def test_x0_prediction_trains_towards_the_clean_frame() -> None:
     for residual in (False, True):
         m = _tiny_module(prediction="x0", identity_residual=residual)
-        ds = DiffusedHeadsWindows(_clips(1), **m.window_kwargs(), fixed=True)
+        ds = m.train_dataset(_clips(1), seed=0, fixed=True)
         batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
         out = m.losses(batch)
         # zero-initialised output conv: the x0 prediction is 0 (or the identity frame), whatever the noise
@@ -265,7 +265,7 @@ def test_windows_motion_padding_and_mouth() -> None:
 
 def test_training_step_updates_unet_and_audio_encoder() -> None:
     m = _tiny_module()
-    ds = DiffusedHeadsWindows(_clips(1), **m.window_kwargs(), fixed=True)
+    ds = m.train_dataset(_clips(1), seed=0, fixed=True)
     batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
     m.log = lambda *a, **k: None
     opt = m.configure_optimizers()
@@ -303,7 +303,7 @@ def test_sda_front_end_is_frozen_and_feeds_precomputed_embeddings(sda_encoder_fi
     opt = m.configure_optimizers()["optimizer"]
     assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == sum(p.numel() for p in m.net.parameters())
     clip = _clips(1)[0]
-    ds = DiffusedHeadsWindows([clip], **m.window_kwargs(), fixed=True)
+    ds = m.train_dataset([clip], seed=0, fixed=True)
     emb = audio_feature_extractor("sda", sda_encoder_file)(clip.audio)
     assert emb.shape == (clip.num_frames, 256)
     item = ds[3]
@@ -325,7 +325,7 @@ def test_grayscale_motion_is_a_plain_param_both_ways(grayscale: bool) -> None:
     c = 1 if grayscale else 3
     assert m.net.input_blocks[0][0].weight.shape[1] == 3 + 2 * c + 3
     assert m.motion_input(torch.rand(2, 2, 3, 16, 16)).shape == (2, 2 * c, 16, 16)
-    ds = DiffusedHeadsWindows(_clips(1), **m.window_kwargs(), fixed=True)
+    ds = m.train_dataset(_clips(1), seed=0, fixed=True)
     m.log = lambda *a, **k: None
     assert torch.isfinite(m.training_step(torch.utils.data.default_collate([ds[i] for i in range(2)]), 0))
 
@@ -430,10 +430,8 @@ def test_lower_half_motion_mask_hides_the_mouth_in_training_and_generation() -> 
     assert len(seen) == 3 * 2 and all(f[..., 8:, :].abs().max() == 0 and f[..., :8, :].min() > 0 for f in seen)
 
 
-def test_windows_registry_entry() -> None:
-    from data.windows import WINDOWS
-
-    assert WINDOWS[DiffusedHeadsModule.window_kind] is DiffusedHeadsWindows
+def test_train_dataset_is_the_windows() -> None:
+    assert isinstance(_tiny_module().train_dataset(_clips(1), seed=0, fixed=True), DiffusedHeadsWindows)
     ds = DiffusedHeadsWindows(_clips(1), image_size=16)
     assert ds.num_windows == len(ds.frames[0]) == len(ds)
 
@@ -476,7 +474,7 @@ def test_table3_overlays_compose_and_build(experiment: str) -> None:
 
 def test_paper_preset_is_the_official_config() -> None:
     cfg = DiffusedHeadsConfig.preset("paper")
-    # configs/config.yaml of the train branch (reference/official_repos.md 4.2-4.5); the deliberate differences
+    # configs/config.yaml of the train branch (docs/diffused_heads.md); the deliberate differences
     # are listed in the module docstring (audio front end mel, target-frame landmarks)
     official = {
         "image_size": 128,

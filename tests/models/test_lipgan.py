@@ -11,9 +11,9 @@ import scipy.fft
 import scipy.signal
 import torch
 from omegaconf import OmegaConf
+from torch.utils.data import Subset
 
 from data.clip import Clip
-from data.windows import WINDOWS
 from models.lipgan.audio import audio_chunks, matlab_mfcc
 from models.lipgan.module import LipGANConfig, LipGANModule
 from models.lipgan.nets import (
@@ -43,7 +43,7 @@ def test_generator_spatial_paths_match_keras_comments() -> None:
     face, audio = torch.rand(2, 6, 96, 96), torch.randn(2, 1, 12, 35)
     # generator.py comments: 96x96, 48x48, 24x24, 12x12, 6x6, 3x3, then valid 3x3 and 1x1
     assert _spatial(net.face_encoder, face)[1:] == [(96, 96), (48, 48), (24, 24), (12, 12), (6, 6), (3, 3), (1, 1)]
-    # official_repos.md 3.2: 12x35 -> ZeroPadding 13x35 -> (1,2) 13x18 -> 7x9 -> 4x5 -> valid (4,5) 1x1
+    # generator.py's layers (docs/lipgan.md): 12x35 -> ZeroPadding 13x35 -> (1,2) 13x18 -> 7x9 -> 4x5 -> valid 1x1
     assert _spatial(net.audio_encoder, audio) == [
         (12, 35),
         (12, 35),
@@ -246,7 +246,7 @@ def clips() -> list[Clip]:
 
 def test_windows_reference_is_six_frames_away(clips: list[Clip]) -> None:
     module = LipGANModule(LipGANConfig.preset("tiny", width=0.0625, disc_width=0.0625))
-    ds = WINDOWS[module.window_kind](clips, fixed=True, length=16, **module.window_kwargs())
+    ds = Subset(module.train_dataset(clips, seed=0, fixed=True), range(16))
     for i in range(16):
         item = ds[i]
         assert abs(item["ref"] - item["frame"]) >= 6
@@ -260,7 +260,7 @@ def test_training_and_generate(clips: list[Clip]) -> None:
     module = LipGANModule(LipGANConfig.preset("tiny", width=0.0625, disc_width=0.0625, batch_size=4))
     g0 = module.net.output_block[2].weight.clone()
     d0 = module.disc.face_encoder[5].weight.clone()
-    ds = WINDOWS["lipgan"](clips, fixed=True, length=8, **module.window_kwargs())
+    ds = Subset(module.train_dataset(clips, seed=0, fixed=True), range(8))
     trainer = L.Trainer(
         max_steps=4, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False
     )

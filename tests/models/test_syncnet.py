@@ -9,9 +9,9 @@ import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
+from torch.utils.data import Subset
 
 from data.clip import Clip
-from data.windows import WINDOWS
 from models.checkpoints import (
     CheckpointError,
     build_network,
@@ -21,6 +21,7 @@ from models.checkpoints import (
 )
 from models.syncnet.module import SyncNetExpertConfig, SyncNetExpertModule
 from models.syncnet.nets import SyncNetColor, sync_probability
+from models.syncnet.windows import SyncExpertWindows
 
 TABLE = Path(__file__).resolve().parents[1] / "data_files" / "wav2lip_SyncNet_color_state_dict.tsv"
 REPO = Path(__file__).resolve().parents[2]
@@ -228,7 +229,8 @@ def test_config_presets_and_unknown_keys() -> None:
         SyncNetExpertModule({"widht": 0.5})
     with pytest.raises(KeyError, match="unknown preset"):
         SyncNetExpertConfig.preset("huge")
-    assert module.window_kind == "sync_expert" and module.window_kwargs() == {"negative_min_shift": 1}
+    ds = module.train_dataset(synthetic_clips(1), seed=0, fixed=True)
+    assert isinstance(ds, SyncExpertWindows) and ds.negative_min_shift == 1 and ds.fixed
 
 
 class _LossLog(L.Callback):
@@ -243,7 +245,7 @@ def test_training_steps_reduce_loss() -> None:
     torch.manual_seed(0)
     module = SyncNetExpertModule(SyncNetExpertConfig.preset("tiny", width=0.125, lr=1e-3, batch_size=16))
     # a fixed set of 16 windows, seen every step: the loss must go down quickly
-    ds = WINDOWS[module.window_kind](synthetic_clips(2), fixed=True, length=16, **module.window_kwargs())
+    ds = Subset(module.train_dataset(synthetic_clips(2), seed=0, fixed=True), range(16))
     loader = torch.utils.data.DataLoader(ds, batch_size=16)
     log = _LossLog()
     trainer = L.Trainer(

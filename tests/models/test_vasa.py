@@ -11,7 +11,6 @@ import torch
 from omegaconf import OmegaConf
 
 from data.clip import Clip
-from data.windows import WINDOWS
 from models.vasa.face_latent import POSE_DIM, FaceLatentNet, rotation_matrix
 from models.vasa.module import VasaConfig, VasaFaceConfig, VasaFaceModule, VasaModule
 from models.vasa.motion_dit import AUDIO_FEATURES, CONDITIONS, MotionConditions, MotionDiT, mel_frame_features
@@ -217,14 +216,15 @@ def test_gaze_and_distance_labels_known_answers() -> None:
 
 
 def test_window_datasets(clips) -> None:
-    assert WINDOWS["vasa_face"] is FacePairWindows and WINDOWS["vasa_motion"] is MotionWindows
+    assert isinstance(small_face().train_dataset(clips, seed=0, fixed=True), FacePairWindows)
     faces = FacePairWindows(clips, resolution=32, fixed=True, seed=0)
     item = faces[3]
     assert item["src"].shape == (3, 32, 32) and item["src"].min() >= -1 and item["src"].max() <= 1
     assert item["has_lm"] and item["other_speaker"] != item["speaker"]
     assert torch.equal(faces[3]["drv"], item["drv"])  # fixed mode: a function of the index
     vasa = small_vasa()
-    motion = MotionWindows(clips, fixed=True, seed=0, **vasa.window_kwargs())
+    motion = vasa.train_dataset(clips, seed=0, fixed=True)
+    assert isinstance(motion, MotionWindows)
     it = motion[5]
     assert it["motion"].shape == (8, 6 + vasa.face.dyn_dim) and it["audio"].shape == (8, 320)
     assert it["prev_motion"].shape == (3, 6 + vasa.face.dyn_dim)
@@ -383,7 +383,7 @@ def test_config_controls_and_checkpoint_round_trip(tmp_path, clips) -> None:
     with pytest.raises(ValueError, match="unknown keys"):
         VasaConfig.preset("tiny", lips=1)
     vasa = small_vasa()
-    vasa.set_stats(MotionWindows(clips, **vasa.window_kwargs()).stats())
+    vasa.set_stats(vasa.train_dataset(clips, seed=0, fixed=False).stats())
     path = tmp_path / "vasa.pt"
     torch.save(vasa.state_dict(), path)
     again = VasaModule(VasaConfig.preset("tiny", **TINY_MOTION), face_cfg=dict(vars(small_face().cfg)))
@@ -398,7 +398,7 @@ def test_config_controls_and_checkpoint_round_trip(tmp_path, clips) -> None:
 
 def test_motion_training_lowers_the_diffusion_loss(clips) -> None:
     vasa = small_vasa(lr=3e-3)
-    ds = MotionWindows(clips, fixed=True, seed=0, **vasa.window_kwargs())
+    ds = vasa.train_dataset(clips, seed=0, fixed=True)
     vasa.set_stats(ds.stats())
     batch = torch.utils.data.default_collate([ds[i] for i in range(16)])
     opt = vasa.configure_optimizers()
@@ -435,7 +435,7 @@ def _train_small_pipeline(n_clips: int, face_steps: int, motion_steps: int) -> t
             if step == face_steps:
                 break
     vasa = small_vasa(face, window=8, context=3, d_model=64, layers=2, heads=4, lr=2e-3)
-    motion = MotionWindows(clips, seed=0, **vasa.window_kwargs())
+    motion = vasa.train_dataset(clips, seed=0, fixed=False)
     vasa.set_stats(motion.stats())
     loader = torch.utils.data.DataLoader(motion, batch_size=32, shuffle=True)
     opt = vasa.configure_optimizers()
@@ -473,7 +473,7 @@ def test_gaze_condition_moves_motion_along_the_data_gaze_direction() -> None:
     direction in which the training windows' motion varies with their gaze label."""
     clips = synthetic_clips(8, seed=5, seconds=(1.0, 1.6))
     vasa = small_vasa(small_face(resolution=32), window=8, context=3, d_model=48, layers=1, heads=4, lr=3e-3)
-    ds = MotionWindows(clips, fixed=True, seed=0, **vasa.window_kwargs())
+    ds = vasa.train_dataset(clips, seed=0, fixed=True)
     vasa.set_stats(ds.stats())
     items = torch.utils.data.default_collate([ds[i] for i in range(256)])
     x = vasa._norm("motion", items["motion"]).mean(1)  # window-mean motion [N, M]

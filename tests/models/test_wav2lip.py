@@ -10,10 +10,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from torch import nn
+from torch.utils.data import Subset
 
 from data.audio import wav2lip_melspectrogram
 from data.clip import Clip
-from data.windows import WINDOWS
 from models.checkpoints import build_network, load_network_weights, load_official_state_dict
 from models.static import StaticFrameModel
 from models.syncnet.module import SyncNetExpertConfig, SyncNetExpertModule
@@ -21,6 +21,7 @@ from models.syncnet.nets import SyncNetColor
 from models.wav2lip.module import Wav2LipConfig, Wav2LipModule
 from models.wav2lip.nets import Wav2LipGenerator
 from models.wav2lip.process import mel_chunks
+from models.wav2lip.windows import Wav2LipWindows
 
 TABLE = Path(__file__).resolve().parents[1] / "data_files" / "wav2lip_Wav2Lip_state_dict.tsv"
 SMALL = {"width": 0.0625, "expert_width": 0.0625}  # fastest networks with the official key set
@@ -218,7 +219,7 @@ def test_paper_preset_matches_official_hparams() -> None:
     assert (opt.defaults["lr"], opt.defaults["betas"], opt.defaults["eps"]) == (1e-4, (0.9, 0.999), 1e-8)
 
 
-def test_config_and_expert_handling() -> None:
+def test_config_and_expert_handling(clips: list[Clip]) -> None:
     paper = Wav2LipConfig()
     assert (paper.lr, paper.batch_size, paper.syncnet_wt, paper.syncnet_wt_after, paper.sync_threshold) == (
         1e-4,
@@ -238,7 +239,8 @@ def test_config_and_expert_handling() -> None:
     assert all(p.requires_grad for p in expert.parameters())  # the caller's expert is left alone
     module.train()
     assert module.net.training and not module.expert.training
-    assert module.window_kind == "wav2lip" and module.window_kwargs() == {"mel_frame_offset": -1}
+    ds = module.train_dataset(clips, seed=0, fixed=True)
+    assert isinstance(ds, Wav2LipWindows) and ds.mel_frame_offset == -1 and ds.fixed
 
 
 PAPER_SCHEDULE = {"syncnet_wt": 0.0, "syncnet_wt_after": 0.01, "sync_threshold": 0.75}
@@ -262,7 +264,7 @@ class _StubSync:
 
 def test_validation_drives_the_switch_and_checkpoint_keeps_it(clips: list[Clip], tmp_path: Path) -> None:
     module = small_module(**PAPER_SCHEDULE)
-    val = WINDOWS["wav2lip"](clips, fixed=True, length=4, **module.window_kwargs())
+    val = Subset(module.train_dataset(clips, seed=0, fixed=True), range(4))
     loader = torch.utils.data.DataLoader(val, batch_size=2)
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
     module.sync_loss = _StubSync(0.9)
@@ -287,7 +289,7 @@ class _LossLog(L.Callback):
 
 
 def _fit(module: Wav2LipModule, clips: list[Clip], steps: int) -> _LossLog:
-    ds = WINDOWS["wav2lip"](clips, fixed=True, length=2, **module.window_kwargs())
+    ds = Subset(module.train_dataset(clips, seed=0, fixed=True), range(2))
     log = _LossLog()
     trainer = L.Trainer(
         max_steps=steps,

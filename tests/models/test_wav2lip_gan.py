@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
+from torch.utils.data import Subset
 
 from data.clip import Clip
-from data.windows import WINDOWS
 from models.checkpoints import load_network_weights, load_official_state_dict
 from models.wav2lip.gan import Wav2LipGANConfig, Wav2LipGANModule
 from models.wav2lip.nets import Wav2LipDiscQual, build_disc_qual
@@ -58,7 +58,7 @@ def read_table(path: Path) -> list[tuple[str, tuple[int, ...], str]]:
 def test_disc_state_dict_equals_reference_table() -> None:
     sd = Wav2LipDiscQual().state_dict()
     assert [(k, tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in sd.items()] == read_table(TABLE)
-    assert sum(p.numel() for p in Wav2LipDiscQual().parameters()) == 14_113_793  # official_repos.md table
+    assert sum(p.numel() for p in Wav2LipDiscQual().parameters()) == 14_113_793  # docs/checkpoints.md
     assert list(build_disc_qual("tiny").state_dict()) == [k for k, _, _ in read_table(TABLE)]
 
 
@@ -142,7 +142,7 @@ def test_training_steps_update_generator_and_discriminator(clips: list[Clip], tm
     g0 = module.net.output_block[1].weight.clone()
     d0 = module.disc.binary_pred[0].weight.clone()
     e0 = module.expert.face_encoder[0].conv_block[0].weight.clone()
-    ds = WINDOWS["wav2lip"](clips, fixed=True, length=4, **module.window_kwargs())
+    ds = Subset(module.train_dataset(clips, seed=0, fixed=True), range(4))
     trainer = L.Trainer(
         max_steps=6, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False
     )

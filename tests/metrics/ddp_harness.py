@@ -1,8 +1,8 @@
 """Run a metric under torch.distributed (gloo, CPU) to check that its states reduce to the 1-process value.
 
-Every metric in this package must give the same value whether its clips are scored by one process or spread
-over several (DESIGN: sum/cat states only). `compute_distributed` is how the tests (and anyone adding a metric)
-check that: each rank updates with its own shard of the samples, torchmetrics gathers the states in
+Every metric in this package must give the same value whether its clips are scored by one process or spread over
+several (sum/cat states only: docs/adding.md, "A metric"). `compute_distributed` is how the tests (and anyone adding
+a metric) check that: each rank updates with its own shard of the samples, torchmetrics gathers the states in
 `compute()`, and rank 0's values come back to the caller.
 """
 

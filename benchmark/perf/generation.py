@@ -2,19 +2,28 @@
 
 The path `bench run` takes (`benchmark.generation.generate_batch`: clips of equal length together, each with its
 own seed), for every registered generator at its tiny preset, on the CPU and, when CUDA is present, on the GPU;
-there also Diffused Heads at the paper preset (its 215 M-parameter UNet), with a shortened sampling chain so the
-measure fits a GPU check (frames/s scale with 1 / steps). The baseline is the same clips one per call.
+there also the models with a "gpu_paper" setting at the paper preset (Diffused Heads: its 215 M-parameter UNet,
+with a shortened sampling chain so the measure fits a GPU check; frames/s scale with 1 / steps). The baseline is
+the same clips one per call.
 """
 
 from __future__ import annotations
 
 import time
 
-from benchmark.perf import Figure, _clips, _devices, _timeit
+from benchmark.perf.core import Figure, available_devices, synthetic_clips, timeit
+from benchmark.perf.models import SETTINGS, registered_kinds
 
-#: models compared, and the preset params that keep one measure under a minute on a GPU
-GENERATORS = ("wav2lip", "wav2lip_gan", "lipgan", "diffused_heads", "vasa", "static")
-GPU_PAPER = {"diffused_heads": ["model.params.sample_steps=10"]}
+
+def generators() -> list[str]:
+    """The models compared: every registered model that generates video (all kinds but "component")."""
+    return [name for name, kind in registered_kinds().items() if kind != "component"]
+
+
+def gpu_paper() -> dict[str, list[str]]:
+    """Models also measured at the paper preset on a GPU, with the overrides that keep one measure under a minute
+    (benchmark.perf.models SETTINGS)."""
+    return {name: s["gpu_paper"] for name, s in SETTINGS.items() if "gpu_paper" in s}
 
 
 def _measure(name: str, preset: str, device: str, clips, overrides: list[str]) -> Figure:
@@ -36,8 +45,8 @@ def _measure(name: str, preset: str, device: str, clips, overrides: list[str]) -
             torch.cuda.synchronize()
 
     run([[0]])  # warm-up: kernels, allocator
-    batched = _timeit(lambda: run([everyone]), 1)
-    alone = _timeit(lambda: run([[i] for i in everyone]), 1)
+    batched = timeit(lambda: run([everyone]), 1)
+    alone = timeit(lambda: run([[i] for i in everyone]), 1)
     frames = sum(c.num_frames for c in clips)
     extra = {"clips": len(clips), "frames": frames, "device": device, "overrides": overrides, "at": time.time()}
     return Figure(
@@ -54,12 +63,12 @@ def _measure(name: str, preset: str, device: str, clips, overrides: list[str]) -
 def bench_generation(quick: bool) -> list[Figure]:
     """Frames/s of the test-split generation path, batched vs one clip at a time, per model and device."""
     n = 4 if quick else 8
-    clips = _clips(n, size=96, seconds=1.0)
+    clips = synthetic_clips(n, size=96, seconds=1.0)
     figures = []
-    for device in _devices():
-        for name in GENERATORS:
+    for device in available_devices():
+        for name in generators():
             figures.append(_measure(name, "tiny", device, clips, []))
         if device != "cpu":
-            for name, overrides in GPU_PAPER.items():
+            for name, overrides in gpu_paper().items():
                 figures.append(_measure(name, "paper", device, clips, overrides))
     return figures

@@ -128,6 +128,10 @@ def load_checkpoint_file(path: str | os.PathLike, *, mmap: bool = False) -> tupl
     except Exception as err:  # torch raises many types for files that are not its own
         first = err
     try:
+        # weights_only=False only because torch takes no pickle_module with it: the module given here replaces the
+        # unpickler of every record (torch's own wrapper defers to its find_class), so each global resolves through
+        # the allow-list above (tensor rebuilds, storages, dtypes, plain containers) or to an inert ForeignObject;
+        # nothing from the file is imported or called (tests/faults/test_foreign_code.py, one payload per door)
         payload = torch.load(path, map_location="cpu", weights_only=False, pickle_module=restricted_pickle)
     except Exception as err:  # arbitrary bytes: any error means "not a checkpoint"
         raise CheckpointReadError(

@@ -10,7 +10,9 @@ which one it needs through `calibration_needed`, and the runner runs it before s
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from typing import Any, Protocol
 
 from omegaconf import DictConfig
 
@@ -25,12 +27,19 @@ CALIBRATORS: dict[str, str] = {
 }
 
 
+class _Report(Protocol):
+    """What a calibration (metrics.calibration.*) reports: what it did and how the result measured."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
 def run_calibration(name: str, cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntry:
     from benchmark.registry import import_target, suggest
 
     if name not in CALIBRATORS:
         raise suggest("calibration", name, CALIBRATORS)
-    return import_target(CALIBRATORS[name])(cfg, corpus)
+    entry: store.WeightsEntry = import_target(CALIBRATORS[name])(cfg, corpus)
+    return entry
 
 
 def calibrations_needed(cfg: DictConfig, corpus: LayoutCorpus) -> list[str]:
@@ -52,7 +61,7 @@ def calibrations_needed(cfg: DictConfig, corpus: LayoutCorpus) -> list[str]:
 
 
 def calibrate_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntry:
-    from metrics.calibration import calibrate_sync_evaluator
+    from metrics.calibration.sync import calibrate_sync_evaluator
     from metrics.sync import CALIBRATED_PREFIX
 
     c = cfg.metrics.calibrate
@@ -66,7 +75,7 @@ def calibrate_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntr
         max_steps=None if c.get("max_steps") is None else int(c.max_steps),
         seed=int(cfg.run.seed),
         arch=c.arch,
-        progress=bool(cfg.trainer.progress),
+        progress=bool(cfg.run.progress),
     )
     if report.stop_reason == "time" and report.steps < int(c.get("min_steps", 100)):
         # registered anyway (the metrics still run), but results would separate rows poorly: say so loudly
@@ -79,7 +88,9 @@ def calibrate_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntr
     return _register(blob, f"{CALIBRATED_PREFIX}{c.arch}", cfg, corpus, report)
 
 
-def _register(blob: dict, network: str, cfg: DictConfig, corpus: LayoutCorpus, report) -> store.WeightsEntry:
+def _register(
+    blob: dict[str, Any], network: str, cfg: DictConfig, corpus: LayoutCorpus, report: _Report
+) -> store.WeightsEntry:
     """Register a calibrated network as `<network>-<corpus>-<content8>` (its content digest: the same weights get
     the same name on every machine), with its corpus and report."""
     return store.register_object(
@@ -92,45 +103,44 @@ def _register(blob: dict, network: str, cfg: DictConfig, corpus: LayoutCorpus, r
     )
 
 
-def _plain(obj):
+def _plain(obj: object) -> object:
     if isinstance(obj, dict):
         return {str(k): _plain(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [_plain(v) for v in obj]
-    if hasattr(obj, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return _plain(asdict(obj))
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _plain(dataclasses.asdict(obj))
     if isinstance(obj, float | int | str | bool) or obj is None:
         return obj
     return float(obj) if hasattr(obj, "__float__") else str(obj)
 
 
 def calibrate_lipreader_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntry:
-    """Train the small lipreader on the corpus's train-split words (metrics.lipreader_calibration) and register it
-    as `lipreader_<preset>-<corpus>-<sha8>`, calibrated on this corpus (found by metrics.wer's `auto`)."""
-    from omegaconf import OmegaConf
-
-    from metrics.lipreader_calibration import LipreaderCalibrationConfig, calibrate_lipreader
+    """Train the small lipreader on the corpus's train-split words (metrics.calibration.lipreader) and register it
+    as `lipreader_<preset>-<corpus>-<sha8>`, calibrated on this corpus (found by metrics.wer's `calibrated` and
+    `auto`)."""
+    from benchmark.config import section_dict
+    from metrics.calibration.lipreader import LipreaderCalibrationConfig, calibrate_lipreader
     from metrics.wer import CALIBRATED_PREFIX
 
-    c = LipreaderCalibrationConfig.from_dict(OmegaConf.to_container(cfg.metrics.lipreader.calibrate, resolve=True))
+    c = LipreaderCalibrationConfig.from_dict(section_dict(cfg.metrics.lipreader.calibrate))
     model, report = calibrate_lipreader(
         corpus.clips("train"),
         corpus.clips("val"),
         config=c,
         seed=int(cfg.run.seed),
-        progress=bool(cfg.trainer.progress),
+        progress=bool(cfg.run.progress),
     )
     blob = {"config": model.evaluator_config, "state_dict": model.state_dict()}
     return _register(blob, f"{CALIBRATED_PREFIX}{c.preset}", cfg, corpus, report)
 
 
 def calibrate_landmarks_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntry:
-    """Train the landmark regressor on the corpus's train-split truth landmarks (metrics.landmark_regressor) and
-    register it as `landmark_regressor-<corpus>-<sha8>`, calibrated on this corpus (found by `landmarks: auto`)."""
+    """Train the landmark regressor on the corpus's train-split truth landmarks (metrics.calibration.landmarks) and
+    register it as `landmark_regressor-<corpus>-<sha8>`, calibrated on this corpus (found by `landmarks: learned`)."""
+    from metrics.backbones.landmark_regressor import regressor_blob
     from metrics.backbones.landmarks import REGRESSOR_NETWORK, clear_cache
-    from metrics.landmark_regressor import regressor_blob, train_regressor
+    from metrics.calibration.landmarks import train_regressor
 
     c = cfg.metrics.landmarks
     net, report = train_regressor(
@@ -141,7 +151,7 @@ def calibrate_landmarks_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.W
         seed=int(cfg.run.seed),
         batch_size=int(c.batch_size),
         max_frames=int(c.max_frames),
-        progress=bool(cfg.trainer.progress),
+        progress=bool(cfg.run.progress),
     )
     entry = _register(regressor_blob(net), REGRESSOR_NETWORK, cfg, corpus, report)
     clear_cache()  # backends built before now must not hide the new regressor
@@ -151,10 +161,10 @@ def calibrate_landmarks_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.W
 def calibrate_capp_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntry:
     """Train the CAPP-style audio/head-pose model on the corpus's train split (head angles from its landmarks)
     and register it, calibrated on this corpus (found by the `capp` metric when `weights` is null)."""
-    from omegaconf import OmegaConf
+    from benchmark.config import section_dict
+    from metrics.backbones.capp import CappConfig
+    from metrics.calibration.capp import calibrate_capp
 
-    from metrics.pose import CappConfig, calibrate_capp
-
-    c = OmegaConf.to_container(cfg.metrics.capp.calibrate, resolve=True)
+    c = section_dict(cfg.metrics.capp.calibrate)
     seconds, max_steps = float(c.pop("seconds")), int(c.pop("max_steps"))
     return calibrate_capp(corpus, CappConfig(**c), seconds=seconds, seed=int(cfg.run.seed), max_steps=max_steps)

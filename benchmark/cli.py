@@ -7,6 +7,14 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from benchmark.results import Results
+    from benchmark.tables.intervals import BootstrapSettings
+    from data.corpus import PreparedCorpus
 
 # OpenMP threads that wait for work by spinning take the cores another job needs: on a 2-core machine shared with
 # another 2-thread job, a training step ran 12x slower than idle with libgomp's default spin (300,000) and 3.5x
@@ -55,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="score only the first N test clips (smoke run)")
     p.add_argument("--formats", default="csv,latex,markdown,html", help="comma-separated: csv,latex,markdown,html")
     p.add_argument("--reports", type=Path, default=Path("reports"), help="where the table files go")
+    _add_bootstrap_args(p)
     p.add_argument("overrides", nargs="*", help="key=value overrides applied to every row")
 
     p = sub.add_parser("leaderboard", help="tables over recorded runs")
@@ -64,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="file to write (default reports/leaderboard_<dataset>.*)")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="where run directories are")
     p.add_argument("--published", action="store_true", help="show the paper's published rows beside ours")
+    _add_bootstrap_args(p)
 
     p = sub.add_parser("calibrate", help="train evaluator networks (SyncNet, ...) on a corpus and register them")
     p.add_argument("--seconds", type=float, default=None, help="SyncNet training budget (default configs/metrics)")
@@ -131,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_ls(args) -> int:
+def cmd_ls(args: argparse.Namespace) -> int:
     from benchmark import registry
 
     if args.what == "metrics":
@@ -163,7 +173,7 @@ def cmd_ls(args) -> int:
     return 0
 
 
-def _compose(args, model=True):
+def _compose(args: argparse.Namespace, model: bool = True) -> DictConfig:
     from benchmark.config import compose
 
     return compose(
@@ -171,7 +181,7 @@ def _compose(args, model=True):
     )
 
 
-def cmd_validate(args) -> int:
+def cmd_validate(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
     from benchmark import registry, runner
@@ -191,7 +201,7 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def _print_board(cfg, res) -> None:
+def _print_board(cfg: DictConfig, res: Results) -> None:
     from benchmark.results import find_results
     from benchmark.tables import leaderboard_frame, render_terminal
 
@@ -201,21 +211,23 @@ def _print_board(cfg, res) -> None:
         print(render_terminal(table))
 
 
-def cmd_run(args) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     from benchmark import runner
+    from benchmark.train import run_dir_of
 
     cfg = _compose(args)
     res = runner.run(cfg)
     if res is not None:
-        print(f"results: {runner.run_dir_of(cfg) / 'results.json'}")
+        print(f"results: {run_dir_of(cfg) / 'results.json'}")
         _print_board(cfg, res)
     return 0
 
 
-def cmd_evaluate(args) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> int:
     from benchmark import runner, scoring
     from benchmark.distributed import eval_group, run_device, run_lock
     from benchmark.features import video_name
+    from benchmark.train import run_dir_of
 
     cfg = _compose(args, model=False)
     cfg.run.name = args.name
@@ -242,7 +254,7 @@ def cmd_evaluate(args) -> int:
     scoring.prepare_evaluators(cfg, corpus)
     if group.main:
         group.barrier()
-    run_dir = runner.run_dir_of(cfg)
+    run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = scoring.now()
     notes = [f"videos: {args.videos.resolve()}", *scoring.resampling_notes(videos)]
@@ -276,7 +288,21 @@ def _read_mapping(path: Path) -> dict[str, str]:
     return mapping
 
 
-def cmd_leaderboard(args) -> int:
+def _add_bootstrap_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ci", type=float, default=0.95, help="bootstrap interval level, also 1 - the marks' p threshold")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no intervals, marks by value)")
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resamples")
+
+
+def _bootstrap(args: argparse.Namespace) -> BootstrapSettings | None:
+    from benchmark.tables.intervals import BootstrapSettings
+
+    if args.bootstrap == 0:
+        return None
+    return BootstrapSettings(level=args.ci, replicates=args.bootstrap, seed=args.bootstrap_seed)
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
     from benchmark.results import find_results
     from benchmark.tables import leaderboard_frame, render_terminal, write_leaderboard
 
@@ -291,20 +317,24 @@ def cmd_leaderboard(args) -> int:
     datasets = [args.dataset] if args.dataset else sorted({r.run.dataset for r in found})
     for ds in datasets:
         if args.format == "markdown":  # the other formats are files to take elsewhere: say where they went
-            for table in leaderboard_frame(found, ds):
+            for table in leaderboard_frame(found, ds, bootstrap=_bootstrap(args)):
                 print(render_terminal(table))
+        path: str | Path  # the html report's files, or the file written
         if args.format == "html":
             from benchmark.tables import write_report
 
-            files = write_report(args.runs, ds, args.out, published=published)
+            files = write_report(args.runs, ds, args.out, published=published, bootstrap=_bootstrap(args))
             path = f"{files.html} and {files.markdown.name} (+ {len(files.assets)} files in {files.html.stem}_assets/)"
         else:
-            path = write_leaderboard(found, ds, args.format, args.out, published=published, standalone=args.standalone)
+            boot = _bootstrap(args)
+            path = write_leaderboard(
+                found, ds, args.format, args.out, published=published, standalone=args.standalone, bootstrap=boot
+            )
         print(f"wrote {path}")
     return 0
 
 
-def cmd_table1(args) -> int:
+def cmd_table1(args: argparse.Namespace) -> int:
     from benchmark.table1 import table1
 
     out = table1(
@@ -316,6 +346,7 @@ def cmd_table1(args) -> int:
         overrides=args.overrides,
         reports_dir=args.reports,
         formats=[f.strip() for f in args.formats.split(",") if f.strip()],
+        bootstrap=_bootstrap(args),
     )
     print(f"protocol {out.protocol}: {len(out.rows)} rows" + (f" ({len(out.reused)} reused)" if out.reused else ""))
     for path in out.files:
@@ -325,7 +356,7 @@ def cmd_table1(args) -> int:
     return 1 if out.failed else 0
 
 
-def cmd_calibrate(args) -> int:
+def cmd_calibrate(args: argparse.Namespace) -> int:
     from benchmark import runner
     from benchmark.calibrate import CALIBRATORS, run_calibration
     from benchmark.registry import suggest
@@ -345,7 +376,7 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def _prepared_corpus(args):
+def _prepared_corpus(args: argparse.Namespace) -> PreparedCorpus:
     from benchmark import runner
     from benchmark.config import compose
     from data.corpus import PreparedCorpus
@@ -362,7 +393,7 @@ def _prepared_corpus(args):
     return corpus
 
 
-def cmd_data_prepare(args) -> int:
+def cmd_data_prepare(args: argparse.Namespace) -> int:
     corpus = _prepared_corpus(args)
     summary = corpus.prepare(progress=True, strict=args.strict, workers=args.workers)
     print(summary.format())
@@ -372,7 +403,7 @@ def cmd_data_prepare(args) -> int:
     return 0
 
 
-def cmd_data_check(args) -> int:
+def cmd_data_check(args: argparse.Namespace) -> int:
     from data.manifest import INFO
     from data.prepare import check_prepared
 
@@ -393,7 +424,7 @@ def cmd_data_check(args) -> int:
     return 0 if not problems else 1
 
 
-def cmd_data(args) -> int:
+def cmd_data(args: argparse.Namespace) -> int:
     if args.data_command in DATA_COMMANDS:
         return DATA_COMMANDS[args.data_command](args)
     from data.synthetic.writer import synth_main
@@ -413,7 +444,7 @@ def cmd_data(args) -> int:
     return 0
 
 
-def cmd_weights(args) -> int:
+def cmd_weights(args: argparse.Namespace) -> int:
     from benchmark import weights
 
     if args.weights_command == "list":
@@ -432,12 +463,12 @@ def cmd_weights(args) -> int:
     return 0
 
 
-def cmd_generate(args) -> int:
+def cmd_generate(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
     from benchmark.generate import generate_video, load_generator
 
-    params = {}
+    params: dict[str, Any] = {}
     for item in args.params:
         if "=" not in item:
             raise ValueError(f"model param {item!r} must look like key=value")
@@ -460,7 +491,7 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def cmd_perf(args) -> int:
+def cmd_perf(args: argparse.Namespace) -> int:
     from benchmark.perf import run_perf
 
     run_perf(args.only, args.out, quick=args.quick)

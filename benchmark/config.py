@@ -17,20 +17,19 @@ import difflib
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from benchmark.registry import suggest
+from models.common.config import config_dir as config_dir  # re-exported: where the YAML tree is
 
 
 class ConfigError(ValueError):
     """A config cannot be composed: unknown group, preset, key, or a malformed override."""
-
-
-def config_dir() -> Path:
-    return Path(os.environ.get("TALKBENCH_CONFIGS", Path(__file__).resolve().parents[1] / "configs"))
 
 
 def group_names(group: str) -> list[str]:
@@ -45,24 +44,35 @@ def load_group(group: str, name: str) -> DictConfig:
         cfg = OmegaConf.load(path)
     except Exception as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{path}: not a mapping of keys to settings")
     return cfg
+
+
+#: keys of earlier releases and where their settings live now (trainer keys took Lightning's names)
+RENAMED = {
+    "trainer.val_every_n_steps": "trainer.val_check_interval",
+    "trainer.max_time_s": 'trainer.max_time (a "DD:HH:MM:SS" string)',
+    "trainer.progress": "run.progress",
+    "trainer.num_workers": "run.num_workers",
+    "trainer.checkpoint_every_n_steps": "run.checkpoint_every_n_steps",
+}
 
 
 def _unknown_key_message(cfg: DictConfig, dotted: str, prefix: str = "") -> str:
     """Which part of `dotted` does not exist, what does, and the closest key (keys shown with `prefix`, the
     `<needed model>.` a user typed before an override of a model the run needs)."""
+    if dotted in RENAMED:
+        return f"config key {prefix + dotted!r} is now {prefix + RENAMED[dotted]}"
     parts = dotted.split(".")
     node = cfg
     for i, part in enumerate(parts):
         if not isinstance(node, DictConfig) or part not in node:
             where = prefix + ".".join(parts[:i]) if i else (prefix.rstrip(".") or "<top level>")
-            valid = sorted(node.keys()) if isinstance(node, DictConfig) else []
-            close = difflib.get_close_matches(part, [str(v) for v in valid], n=1, cutoff=0.5)
+            valid = sorted(map(str, node.keys())) if isinstance(node, DictConfig) else []
+            close = difflib.get_close_matches(part, valid, n=1, cutoff=0.5)
             hint = f" Did you mean {prefix + '.'.join(parts[:i] + [close[0]])!r}?" if close else ""
-            return (
-                f"unknown config key {prefix + dotted!r}: {where} has no {part!r} "
-                f"(valid: {', '.join(map(str, valid))}).{hint}"
-            )
+            return f"unknown config key {prefix + dotted!r}: {where} has no {part!r} (valid: {', '.join(valid)}).{hint}"
         node = node[part]
     return f"unknown config key {prefix + dotted!r}"
 
@@ -70,7 +80,7 @@ def _unknown_key_message(cfg: DictConfig, dotted: str, prefix: str = "") -> str:
 _ABSENT = object()
 
 
-def _check_type(cfg: DictConfig, key: str, value, item: str) -> None:
+def _check_type(cfg: DictConfig, key: str, value: object, item: str) -> None:
     """A ConfigError naming the key and the type it takes when `value` cannot be what `key` holds (the current
     value's type; null keys take anything, and any key may be set to null)."""
     current = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
@@ -78,7 +88,7 @@ def _check_type(cfg: DictConfig, key: str, value, item: str) -> None:
         return
     if isinstance(current, DictConfig | dict):
         ok, expected = isinstance(value, DictConfig | dict), "a mapping"
-    elif isinstance(current, ListConfig | list | tuple):
+    elif isinstance(current, Sequence) and not isinstance(current, str):  # lists, tuples (TupleConfig)
         ok, expected = isinstance(value, ListConfig | list | tuple), "a list"
     elif isinstance(current, bool):
         ok, expected = isinstance(value, bool), "true or false"
@@ -103,19 +113,23 @@ def apply_overrides(cfg: DictConfig, overrides: list[str], prefix: str = "") -> 
             raise ConfigError(f"override {prefix + item!r} cannot be parsed: {err}") from err
         _check_type(cfg, key.strip(), OmegaConf.select(patch, key.strip()), prefix + item)
         try:
-            cfg = OmegaConf.merge(cfg, patch)
+            merged = OmegaConf.merge(cfg, patch)
         except ConfigKeyError:
             raise ConfigError(_unknown_key_message(cfg, key.strip(), prefix)) from None
         except OmegaConfBaseException as err:
             raise ConfigError(f"override {prefix + item!r}: {err}") from err
+        assert isinstance(merged, DictConfig)  # a mapping merged into a mapping
+        cfg = merged
     return cfg
 
 
 def _merge_struct(cfg: DictConfig, patch: DictConfig, source: str) -> DictConfig:
     try:
-        return OmegaConf.merge(cfg, patch)
+        merged = OmegaConf.merge(cfg, patch)
     except ConfigKeyError as err:
         raise ConfigError(f"{source}: {err.msg if hasattr(err, 'msg') else err}") from None
+    assert isinstance(merged, DictConfig)  # a mapping merged into a mapping
+    return merged
 
 
 def compose(
@@ -137,29 +151,35 @@ def compose(
         model_cfg = OmegaConf.create({"name": None, "label": None, "kind": "external", "needs": {}, "params": {}})
         presets = OmegaConf.create({"tiny": {}, "paper": {}})
     else:
-        model_cfg = load_group("models", model)
-        presets = model_cfg.pop("presets", OmegaConf.create({}))
+        model_cfg, presets = _model_section(model)
+    dataset_cfg = load_group("datasets", dataset)
+    # a corpus's own metric settings (e.g. which landmark backend or lip-sync judge its faces need): they
+    # override configs/metrics/default.yaml; the corpus itself does not depend on them
+    dataset_metrics = dataset_cfg.pop("metrics", None)
     cfg = OmegaConf.merge(
         base,
         {
             "model": model_cfg,
-            "dataset": load_group("datasets", dataset),
+            "dataset": dataset_cfg,
             "trainer": load_group("trainer", "default"),
             "metrics": load_group("metrics", "default"),
         },
     )
+    assert isinstance(cfg, DictConfig)  # a mapping merged into a mapping
     OmegaConf.set_struct(cfg, True)
+    if dataset_metrics:
+        cfg = _merge_struct(cfg, OmegaConf.create({"metrics": dataset_metrics}), f"configs/datasets/{dataset}.yaml")
     preset = preset or cfg.run.preset
     if preset not in presets:
-        raise ConfigError(str(suggest(f"preset of model {model!r}", preset, list(presets.keys()))))
+        raise ConfigError(str(suggest(f"preset of model {model!r}", preset, [str(k) for k in presets.keys()])))
     overlay = presets[preset]
     # a preset's `datasets: {<dataset>: overlay}`: a paper's recipe that differs per corpus (e.g. Diffused Heads'
     # RGB motion frames on CREMA-D, grayscale on LRW)
     per_dataset = overlay.pop("datasets", None) or {}
-    cfg = _merge_struct(cfg, overlay, f"configs/models/{model}.yaml preset {preset!r}")
+    cfg = _merge_struct(cfg, _preset_overlay(overlay), f"configs/models/{model}.yaml preset {preset!r}")
     if cfg.dataset.name in per_dataset:
         where = f"configs/models/{model}.yaml preset {preset!r} datasets.{cfg.dataset.name}"
-        cfg = _merge_struct(cfg, per_dataset[cfg.dataset.name], where)
+        cfg = _merge_struct(cfg, _preset_overlay(per_dataset[cfg.dataset.name]), where)
     cfg.run.preset = preset
     if experiment:
         cfg = _merge_struct(cfg, load_group("experiments", experiment), f"configs/experiments/{experiment}.yaml")
@@ -168,7 +188,8 @@ def compose(
         cfg.run.protocol = protocol
     # `<needed model>.key=value` overrides go to a model this one needs (e.g. syncnet_expert.trainer.max_steps=50)
     needed = set((cfg.model.get("needs") or {}).values())
-    own, deps = [], {}
+    own: list[str] = []
+    deps: dict[str, list[str]] = {}
     for item in overrides or []:
         if item.startswith("data."):  # `data.root=...` reads naturally; the config group is `dataset`
             item = "dataset." + item[len("data.") :]
@@ -191,8 +212,43 @@ def compose(
     return cfg
 
 
-def config_hash(cfg: DictConfig | dict, keys: tuple[str, ...] | None = None) -> str:
+def _model_section(model: str) -> tuple[DictConfig, DictConfig]:
+    """configs/models/<model>.yaml without its presets, its `params` the model's config dataclass (the schema:
+    every hyperparameter with its type and official default), and the presets."""
+    from benchmark import registry
+
+    model_cfg = load_group("models", model)
+    presets = model_cfg.pop("presets", OmegaConf.create({}))
+    config_class = registry.models().get(model).config_class
+    if "params" in model_cfg:
+        raise ConfigError(
+            f"configs/models/{model}.yaml: `params:` belongs under a preset (presets.<name>.params); the "
+            f"defaults are {config_class.__module__}.{config_class.__name__}'s"
+        )
+    model_cfg.params = OmegaConf.structured(config_class)
+    return model_cfg, presets
+
+
+def _preset_overlay(preset: DictConfig) -> DictConfig:
+    """A preset (or its per-dataset entry) as an overlay of the run config: its `params` go to `model.params`."""
+    overlay = OmegaConf.to_container(preset)
+    assert isinstance(overlay, dict)
+    params = overlay.pop("params", None)
+    if params:
+        overlay.setdefault("model", {}).setdefault("params", {}).update(params)
+    return OmegaConf.create(overlay)
+
+
+def section_dict(section: DictConfig) -> dict[str, Any]:
+    """A config section as a plain dict, interpolations resolved."""
+    out = OmegaConf.to_container(section, resolve=True)
+    assert isinstance(out, dict)  # a DictConfig gives a dict
+    return cast(dict[str, Any], out)  # its keys are config keys: strings
+
+
+def config_hash(cfg: DictConfig | dict[str, Any], keys: tuple[str, ...] | None = None) -> str:
     data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    assert isinstance(data, dict)  # a DictConfig gives a dict
     if keys:
         data = {k: data.get(k) for k in keys}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -221,7 +277,7 @@ def load_protocol(name: str, dataset: str | None = None) -> DictConfig:
         fitting = [n for n in protocol_names() if load_group("protocols", n).get("dataset") in (None, dataset)]
         raise ConfigError(str(suggest("protocol", name, fitting if dataset and fitting else protocol_names())))
     proto = load_group("protocols", name)
-    unknown = sorted(set(proto.keys()) - set(PROTOCOL_KEYS))
+    unknown = sorted(set(map(str, proto.keys())) - set(PROTOCOL_KEYS))
     if unknown:
         path = config_dir() / "protocols" / f"{name}.yaml"
         raise ConfigError(f"{path}: unknown keys {unknown} (a protocol has {', '.join(PROTOCOL_KEYS)})")

@@ -17,9 +17,14 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from data.io import pid_alive
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from omegaconf import DictConfig
 
 
 @dataclass
@@ -62,13 +67,13 @@ def eval_group() -> EvalGroup:
     return EvalGroup(dist.get_rank(), dist.get_world_size(), dist.new_group(backend="gloo"))
 
 
-def rank_file(path: os.PathLike | str, rank: int):
+def rank_file(path: os.PathLike[str] | str, rank: int) -> Path:
     """Where rank `rank` writes its rows of the per-clip file `path` (merged by rank 0)."""
     path = Path(path)
     return path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
 
 
-def run_device(cfg) -> str:
+def run_device(cfg: DictConfig) -> str:
     """The device this process generates and scores on (`run.device`): `auto` follows the trainer's accelerator
     (CUDA when present and not turned off with trainer.accelerator=cpu), one GPU per local rank."""
     import torch
@@ -111,7 +116,7 @@ def is_main_process() -> bool:
 
 
 @contextlib.contextmanager
-def run_lock(run_dir):
+def run_lock(run_dir: str | os.PathLike[str]) -> Iterator[None]:
     """Hold a run folder while this job writes it: `<run_dir>/.lock` names the holder's PID, and a second process
     gets RunInUseError naming it (two `bench evaluate --name X` at once would merge two methods into one row). A
     lock left by a process that died is taken over. Re-entrant within a process; other ranks of a job rely on

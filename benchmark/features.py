@@ -11,16 +11,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from omegaconf import DictConfig
 
 from benchmark.results import Protocol
 from data.clip import Clip
-from metrics.base import ClipFeatures, ClipScoreError, SetMetric
+from metrics.base import ClipFeatures, ClipMetric, ClipScoreError, SetMetric
+
+if TYPE_CHECKING:
+    import torch
 
 
 def video_name(clip_id: str) -> str:
@@ -39,14 +42,14 @@ def feature_path(features_dir: Path, metric: SetMetric, clip_id: str) -> Path:
     return features_dir / feature_key(metric) / (video_name(clip_id).removesuffix(".mp4") + ".npy")
 
 
-def save_features(path: Path, feats) -> None:
+def save_features(path: Path, feats: torch.Tensor | np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
     np.save(tmp, np.asarray(feats, dtype=np.float32))
     os.replace(tmp, path)
 
 
-def load_features(path: Path):
+def load_features(path: Path) -> torch.Tensor:
     import torch
 
     return torch.from_numpy(np.load(path))
@@ -54,7 +57,7 @@ def load_features(path: Path):
 
 def clip_set_features(
     metric: SetMetric, clip_id: str, video: np.ndarray, features_dir: Path, reuse: bool = False
-) -> tuple[Any, Path]:
+) -> tuple[torch.Tensor, Path]:
     """The features a set metric takes from one clip's video, extracted and written to `features_dir`, or read
     from there when `reuse` and already extracted (the real clips, fixed by the protocol). ClipScoreError when
     the metric cannot use the clip."""
@@ -68,7 +71,7 @@ def clip_set_features(
 
 def gt_dir(cfg: DictConfig, protocol: Protocol) -> Path:
     """The GT run directory of a protocol: its row, and the real clips' feature cache."""
-    return Path(cfg.run.out_dir) / cfg.dataset.name / f"GT-{protocol.hash[:8]}"
+    return Path(cfg.run.out_dir) / str(cfg.dataset.name) / f"GT-{protocol.hash[:8]}"
 
 
 def reference_features(cfg: DictConfig, clips: Sequence[Clip], protocol: Protocol) -> Callable[[SetMetric], None]:
@@ -86,7 +89,7 @@ def reference_features(cfg: DictConfig, clips: Sequence[Clip], protocol: Protoco
     return add
 
 
-def features_missing(row: dict, set_metrics: dict, base: Path) -> bool:
+def features_missing(row: dict[str, Any], set_metrics: Mapping[str, ClipMetric | SetMetric], base: Path) -> bool:
     """True when a finished clip's record names a feature file that is gone (the clip is scored again)."""
     for target in set_metrics:
         if target in row.get("failed", {}):

@@ -23,12 +23,16 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from data.clip import FPS, SAMPLES_PER_FRAME
 from data.io import MediaError, ffmpeg_exe, probe, read_audio
+
+if TYPE_CHECKING:
+    from models.base import TalkingFaceModule
+    from models.facecrop import Detector
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -60,15 +64,15 @@ class GenerateReport:
 
 
 def load_generator(
-    model: str, checkpoint: str | os.PathLike, preset: str | None = None, params: dict[str, Any] | None = None
-):
+    model: str, checkpoint: str | os.PathLike[str], preset: str | None = None, params: dict[str, Any] | None = None
+) -> TalkingFaceModule:
     """The model's LightningModule with `checkpoint` loaded into its network, in eval mode.
 
     `checkpoint` is a file (official formats, Lightning checkpoints, a run's model.pt) or a registered weights
     name. A run's model.pt is read with its run's config.yaml (preset and params) when that sits beside it;
     otherwise the `paper` then the `tiny` width is tried.
     """
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
     from benchmark import registry
     from metrics import weights as store
@@ -85,7 +89,11 @@ def load_generator(
     run_cfg = path.parent / "config.yaml"
     if run_cfg.exists() and (path.parent / "model.pt") == path:
         cfg = OmegaConf.load(run_cfg)
-        raw = OmegaConf.to_container(cfg.model.get("params") or {}, resolve=True)
+        assert isinstance(cfg, DictConfig)  # a run's config.yaml is a mapping
+        # to_container's declared union: a mapping section gives a dict
+        raw: dict[str, Any] = OmegaConf.to_container(  # type: ignore[assignment]
+            cfg.model.get("params") or {}, resolve=True
+        )
         params = {**{k: v for k, v in raw.items() if v is not None}, **params}
         preset = preset or cfg.run.get("preset")
     errors = []
@@ -96,7 +104,8 @@ def load_generator(
         except CheckpointError as err:
             errors.append(f"{name}: {err}")
             continue
-        return module.eval()
+        generator: TalkingFaceModule = module.eval()
+        return generator
     raise CheckpointError(f"{path} fits no {model} preset. " + " | ".join(errors))
 
 
@@ -106,7 +115,7 @@ def load_generator(
 class FrameReader:
     """Streams uint8 RGB frames of a video at 25 fps (or one image) in chunks; `restart` for looping."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.image = None
         if self.path.suffix.lower() in IMAGE_SUFFIXES:
@@ -122,7 +131,7 @@ class FrameReader:
             if not info.has_video:
                 raise MediaError(self.path, "has no video stream (give a face video or an image)")
             self.width, self.height = info.width, info.height
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
 
     def chunks(self, size: int) -> Iterator[np.ndarray]:
         """uint8 [<=size, H, W, 3] chunks from the start of the video (an image: one chunk of one frame)."""
@@ -132,6 +141,7 @@ class FrameReader:
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(self.path)]
         cmd += ["-vf", f"fps={FPS}", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None  # stdout=PIPE
         frame_bytes = self.width * self.height * 3
         try:
             while True:
@@ -151,7 +161,7 @@ class FrameReader:
 class VideoWriter:
     """H.264 mp4 at 25 fps written through an ffmpeg pipe, with an audio file muxed (AAC)."""
 
-    def __init__(self, path: str | os.PathLike, width: int, height: int, audio: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike[str], width: int, height: int, audio: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.stem}.tmp{os.getpid()}.mp4")
@@ -164,6 +174,7 @@ class VideoWriter:
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def write(self, frames: np.ndarray) -> None:
+        assert self.proc.stdin is not None  # stdin=PIPE
         try:
             self.proc.stdin.write(np.ascontiguousarray(frames).tobytes())
         except BrokenPipeError:
@@ -180,6 +191,7 @@ class VideoWriter:
                 self.proc.stdin.close()
             except BrokenPipeError:
                 pass
+        assert self.proc.stderr is not None  # stderr=PIPE
         err = self.proc.stderr.read().decode(errors="replace").strip()
         code = self.proc.wait()
         if code != 0 or not ok:
@@ -191,7 +203,7 @@ class VideoWriter:
 # ----------------------------------------------------------------------------------------------- pipeline
 
 
-def build_detector(name: str, face: Path, box: Sequence[int] | None = None, landmarks: str | None = None):
+def build_detector(name: str, face: Path, box: Sequence[int] | None = None, landmarks: str | None = None) -> Detector:
     """A `models.facecrop.DETECTORS` entry; `auto` = the face file's truth landmarks if present, else dlib."""
     from benchmark.registry import suggest
     from data.synthetic.writer import truth_paths
@@ -242,7 +254,7 @@ def _output_chunks(
 
 def detect_boxes(
     reader: FrameReader,
-    det,
+    det: Detector,
     num_frames: int,
     pads: Sequence[int],
     *,
@@ -259,28 +271,28 @@ def detect_boxes(
     pads = tuple(pads)
     if len(pads) != 4:
         raise ValueError(f"pads must be 4 numbers (top bottom left right), got {pads}")
-    boxes = []
+    found: list[np.ndarray] = []
     n_src = 0
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("detecting faces", total=num_frames)
         for chunk in reader.chunks(chunk_frames):
             chunk = chunk[: num_frames - n_src]
-            boxes.append(det(chunk, n_src))
+            found.append(det(chunk, n_src))
             n_src += len(chunk)
             bar.advance(task, len(chunk))
             if n_src >= num_frames:
                 break
     if n_src == 0:
         raise MediaError(reader.path, "decoded no video frames (truncated or empty)")
-    boxes = pad_boxes(np.concatenate(boxes), pads, reader.width, reader.height)
+    boxes = pad_boxes(np.concatenate(found), pads, reader.width, reader.height)
     return smooth_boxes(boxes) if smooth else boxes
 
 
 def generate_video(
-    module,
-    face: str | os.PathLike,
-    audio: str | os.PathLike,
-    out: str | os.PathLike,
+    module: TalkingFaceModule,
+    face: str | os.PathLike[str],
+    audio: str | os.PathLike[str],
+    out: str | os.PathLike[str],
     *,
     detector: str = "auto",
     box: Sequence[int] | None = None,
@@ -309,7 +321,7 @@ def generate_video(
     reader = FrameReader(face)
     det = build_detector(detector, face, box, landmarks)
     if pads is None:
-        pads = det.pads if getattr(det, "pads", None) is not None else module.default_pads
+        pads = det.pads if det.pads is not None else module.default_pads
     boxes = detect_boxes(reader, det, num_frames, pads, smooth=smooth, chunk_frames=chunk_frames, progress=progress)
     n_src = len(boxes)
     has_face = boxes[:, 0] >= 0

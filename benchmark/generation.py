@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from omegaconf import DictConfig
@@ -24,11 +25,16 @@ from benchmark.results import write_json_atomic
 from data.clip import Clip
 from data.io import write_video
 
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from models.base import TalkingFaceModule
+
 POSE_PRIORS = ("none", "video")
 PRECISIONS = ("fp32", "bf16")
 
 
-def generation_stamp(cfg: DictConfig, ckpt: dict) -> dict:
+def generation_stamp(cfg: DictConfig, ckpt: dict[str, Any]) -> dict[str, Any]:
     """What the generated clips depend on: the weights (sha256 or the initialising config), seed, conditioning."""
     return {
         "model": cfg.model.name,
@@ -41,7 +47,7 @@ def generation_stamp(cfg: DictConfig, ckpt: dict) -> dict:
     }
 
 
-def reset_if_stale(out_dir: Path, stamp: dict | None, also: Sequence[Path] = ()) -> None:
+def reset_if_stale(out_dir: Path, stamp: dict[str, Any] | None, also: Sequence[Path] = ()) -> None:
     """Drop generated clips (and partial scores) made by other weights or settings than `stamp` describes."""
     if stamp is None:
         return
@@ -69,7 +75,9 @@ def generation_batches(clips: Sequence[Clip], batch_size: int) -> list[list[int]
     return sorted(batches, key=lambda b: b[0])
 
 
-def generate_batch(module, clips: Sequence[Clip], positions: Sequence[int], cfg: DictConfig) -> list[np.ndarray]:
+def generate_batch(
+    module: TalkingFaceModule, clips: Sequence[Clip], positions: Sequence[int], cfg: DictConfig
+) -> list[np.ndarray]:
     """uint8 [T,H,W,3] videos of the clips at `positions` (equal lengths), each seeded run.seed + its position."""
     batch = [clips[i] for i in positions]
     identity = np.stack([np.asarray(c.video[0]) for c in batch])
@@ -80,7 +88,7 @@ def generate_batch(module, clips: Sequence[Clip], positions: Sequence[int], cfg:
         return list(module.generate(identity, audio, pose_prior=prior, seed=seeds))
 
 
-def precision_context(cfg: DictConfig, module):
+def precision_context(cfg: DictConfig, module: TalkingFaceModule) -> AbstractContextManager[Any]:
     """bf16 autocast around generation when `run.generate_precision` is bf16 (what it changes in the metrics is
     measured by scripts/gpu_check.sh before it is made a default anywhere), else nothing."""
     import contextlib
@@ -97,11 +105,11 @@ def precision_context(cfg: DictConfig, module):
 
 def generate_split(
     cfg: DictConfig,
-    module,
+    module: TalkingFaceModule,
     clips: Sequence[Clip],
     out_dir: Path,
     progress: bool = True,
-    stamp: dict | None = None,
+    stamp: dict[str, Any] | None = None,
     group: EvalGroup | None = None,
 ) -> dict[str, Path]:
     """Generate every test clip into `out_dir` (see the module doc); returns clip id -> mp4 path. With several

@@ -6,7 +6,7 @@ import ast
 import difflib
 import importlib
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -17,7 +17,7 @@ class UnknownNameError(KeyError):
         return str(self.args[0])
 
 
-def suggest(kind: str, name: str, valid: list[str] | tuple[str, ...] | Mapping) -> UnknownNameError:
+def suggest(kind: str, name: str, valid: list[str] | tuple[str, ...] | Mapping[str, Any]) -> UnknownNameError:
     names = sorted(valid)
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
     hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -75,7 +75,9 @@ def declared_attribute(target: str, attr: str) -> Any:
 
 
 class Registry:
-    def __init__(self, kind: str, entries: Mapping[str, Any], target_of=lambda entry: entry):
+    def __init__(
+        self, kind: str, entries: Mapping[str, Any], target_of: Callable[[Any], str] = lambda entry: entry
+    ) -> None:
         self.kind = kind
         self._entries = entries
         self._target_of = target_of

@@ -92,12 +92,15 @@ class RunInfo:
     preset: str | None
     seed: int | None
     git: str | None
-    versions: dict
+    versions: dict[str, Any]
     started: str  # ISO 8601
     finished: str  # ISO 8601; the newest of several runs with one name wins in leaderboards
     config_hash: str | None = None
-    checkpoint: dict | None = None
+    checkpoint: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    #: evaluator family -> the network of that family the model was trained against (models.base.TalkingFaceModule
+    #: .trained_against): tables mark the cells such a network's relative scored (benchmark.tables.overlap)
+    trained_against: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -109,16 +112,18 @@ class Protocol:
     dataset: str
     split: str
     n_clips: int
-    settings: dict
+    settings: dict[str, Any]
 
 
 @dataclass
 class Results:
     run: RunInfo
     protocol: Protocol
-    evaluators: dict[str, dict]  # evaluator -> {"weights": name, "sha256": ..., ...}
+    evaluators: dict[str, dict[str, Any]]  # evaluator -> {"weights": name, "sha256": ..., ...}
     metrics: dict[str, MetricResult]
     schema: str = SCHEMA
+    #: the results.json it was read from (not part of the file): its folder holds the per-clip samples.jsonl
+    source: Path | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,7 +135,7 @@ class Results:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, source: str | os.PathLike | None = None) -> Results:
+    def from_dict(cls, data: Any, source: str | os.PathLike[str] | None = None) -> Results:
         """Build from ``to_dict`` output; ``source`` (the file) is named in every error."""
         where = f" in {source}" if source is not None else ""
         if not isinstance(data, Mapping):
@@ -167,12 +172,12 @@ class Results:
             metrics[name] = metric
         return cls(run=run, protocol=protocol, evaluators=dict(evaluators), metrics=metrics, schema=schema)
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """Write atomically as JSON; returns the path."""
         return write_json_atomic(path, self.to_dict())
 
 
-def load_results(path: str | os.PathLike) -> Results:
+def load_results(path: str | os.PathLike[str]) -> Results:
     """Read one ``results.json``; errors name the file."""
     path = Path(path)
     try:
@@ -186,6 +191,7 @@ def load_results(path: str | os.PathLike) -> Results:
     except json.JSONDecodeError as err:
         raise ResultsError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from err
     res = Results.from_dict(data, source=path)
+    res.source = path
     # the hash is what tables group rows by: one that does not follow from the stored settings was edited
     if res.protocol.settings and protocol_hash(res.protocol.settings) != res.protocol.hash:
         raise ResultsError(
@@ -200,7 +206,7 @@ def _dataclass_dict(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
-def _check_keys(data: Mapping, required: set[str], optional: set[str], prefix: str, where: str) -> None:
+def _check_keys(data: Mapping[str, Any], required: set[str], optional: set[str], prefix: str, where: str) -> None:
     missing = sorted(required - data.keys())
     if missing:
         names = ", ".join(prefix + k for k in missing)
@@ -217,7 +223,7 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
     "int": (int,),
     "float": (int, float, type(None)),  # null stands for NaN
-    "dict": (dict,),
+    "dict[str, Any]": (dict,),
     "list[str]": (list,),
     "None": (type(None),),
 }
@@ -300,7 +306,7 @@ def _integral_floats_as_int(obj: Any) -> Any:
     return obj
 
 
-def protocol_hash(settings: dict) -> str:
+def protocol_hash(settings: dict[str, Any]) -> str:
     """First 12 hex digits of the sha256 of the settings as canonical JSON (sorted keys, no whitespace).
 
     Put everything that changes the numbers into ``settings`` (dataset, split or split-file sha, clip count,
@@ -333,7 +339,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(path: str | os.PathLike, chunks: Iterable[str]) -> Path:
+def _write_atomic(path: str | os.PathLike[str], chunks: Iterable[str]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
@@ -353,23 +359,23 @@ def _write_atomic(path: str | os.PathLike, chunks: Iterable[str]) -> Path:
     return path
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as indented JSON; a crash or a non-serialisable value leaves the old file untouched."""
     text = _dumps(obj, indent=2) + "\n"
     return _write_atomic(path, [text])
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write a text file (a leaderboard export) with the same guarantee as :func:`write_json_atomic`."""
     return _write_atomic(path, [text])
 
 
-def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[Any]) -> Path:
+def write_jsonl_atomic(path: str | os.PathLike[str], rows: Iterable[Any]) -> Path:
     """Write one JSON document per line; rows are streamed, and any failure leaves the old file untouched."""
     return _write_atomic(path, (_dumps(row) + "\n" for row in rows))
 
 
-def append_jsonl(path: str | os.PathLike, row: Any, *, fsync: bool = False) -> None:
+def append_jsonl(path: str | os.PathLike[str], row: Any, *, fsync: bool = False) -> None:
     """Append one record; a line cut short by an earlier crash is removed first so the new one stays readable.
 
     ``fsync=True`` also survives power loss; a killed process loses nothing already written either way.
@@ -408,7 +414,7 @@ def _drop_partial_line(handle: Any, size: int) -> None:
     handle.seek(0, os.SEEK_END)
 
 
-def read_jsonl(path: str | os.PathLike, *, missing_ok: bool = False) -> list[Any]:
+def read_jsonl(path: str | os.PathLike[str], *, missing_ok: bool = False) -> list[Any]:
     """All records of a JSON-lines file. An unreadable last line (a crash mid-write) is skipped with a warning;
     an unreadable line elsewhere is corruption and raises ResultsError naming the file and line.
     """
@@ -490,7 +496,7 @@ def environment_info() -> dict[str, Any]:
     return info
 
 
-def git_hash(repo_dir: str | os.PathLike = ".") -> str | None:
+def git_hash(repo_dir: str | os.PathLike[str] = ".") -> str | None:
     """``HEAD`` commit of the repository holding ``repo_dir``, with ``+dirty`` when tracked files are modified.
 
     None (never an exception) when git is missing, ``repo_dir`` is not in a repository, or it has no commits.
@@ -516,7 +522,7 @@ def git_hash(repo_dir: str | os.PathLike = ".") -> str | None:
 # discovery
 
 
-def find_results(root: str | os.PathLike) -> list[tuple[Path, Results]]:
+def find_results(root: str | os.PathLike[str]) -> list[tuple[Path, Results]]:
     """Every readable ``results.json`` under ``root`` (sorted by path); unreadable ones are skipped with a
     ResultsWarning naming the file and the reason.
     """

@@ -8,11 +8,14 @@ GT row, resume, aggregate, record). Finished work is reused at every stage.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import registry
 from benchmark.config import save_config
-from benchmark.distributed import eval_group, log, run_device, run_lock
+from benchmark.distributed import EvalGroup, eval_group, log, run_device, run_lock
 from benchmark.generation import generate_split, generation_stamp
 from benchmark.results import Results
 from benchmark.scoring import evaluate_videos, now, prepare_evaluators, run_info, test_clips
@@ -24,8 +27,8 @@ def build_corpus(cfg: DictConfig, model: str | None = None) -> LayoutCorpus:
     """The corpus of `cfg.dataset`, serving the framing `model` (default: the run's model) trains and generates
     on: a real corpus's prepared crop is the model's `crop` (Wav2Lip: 96 px face box, Diffused Heads: 128 px
     aligned head...), whatever the dataset's default."""
-    d = OmegaConf.to_container(cfg.dataset, resolve=True)
-    cls = registry.datasets().get(d.pop("target"))
+    d: dict[str, Any] = OmegaConf.to_container(cfg.dataset, resolve=True)  # type: ignore[assignment]  # a section
+    cls: type[LayoutCorpus] = registry.datasets().get(d.pop("target"))
     name = model if model is not None else cfg.model.get("name")
     crop = getattr(model_class(name), "crop", None) if name else None
     if crop and "crop" in d:
@@ -50,7 +53,7 @@ def run(cfg: DictConfig) -> Results | None:
         return _run_locked(cfg, corpus, group, run_dir, started)
 
 
-def _run_locked(cfg: DictConfig, corpus: LayoutCorpus, group, run_dir, started: str) -> Results | None:
+def _run_locked(cfg: DictConfig, corpus: LayoutCorpus, group: EvalGroup, run_dir: Path, started: str) -> Results | None:
     if group.main:
         save_config(cfg, run_dir / "config.yaml")
     # loading weights is cheap, and a file that does not fit must fail before anything is calibrated
@@ -77,7 +80,7 @@ def _run_locked(cfg: DictConfig, corpus: LayoutCorpus, group, run_dir, started: 
         module,
         clips,
         run_dir / "generated",
-        progress=bool(cfg.trainer.progress),
+        progress=bool(cfg.run.progress),
         stamp=generation_stamp(cfg, ckpt),
         group=group,
     )

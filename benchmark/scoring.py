@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -37,6 +37,11 @@ from benchmark.results import (
     write_json_atomic,
     write_jsonl_atomic,
 )
+from benchmark.video_folders import SOURCE as SOURCE
+from benchmark.video_folders import VIDEO_SUFFIXES as VIDEO_SUFFIXES
+from benchmark.video_folders import claim_run_dir as claim_run_dir
+from benchmark.video_folders import match_videos as match_videos
+from benchmark.video_folders import resampling_notes as resampling_notes
 from data.clip import FPS, SAMPLE_RATE, Clip
 from data.corpus import LayoutCorpus
 from data.io import MediaError, read_video
@@ -44,6 +49,8 @@ from metrics import METRICS
 from metrics.base import ClipMetric, ClipScoreError, EvalSample, SetMetric, SetScoreError
 
 Metrics = dict[str, ClipMetric | SetMetric]
+Row = dict[str, Any]  # one clip's record in samples.jsonl
+RowKey = Callable[[int, Clip], dict[str, Any]]  # what a clip's record was made from (`score_clips`)
 
 
 def now() -> str:
@@ -90,7 +97,7 @@ def build_metrics(
     for target in metric_groups(names):
         cls = registry.import_target(target)
         section = cls.config_section
-        kwargs = OmegaConf.to_container(cfg.metrics[section], resolve=True) if section else {}
+        kwargs = _container(cfg.metrics[section], resolve=True) if section else {}
         if getattr(cls, "needs_corpus", False):
             if corpus is None:
                 raise ValueError(f"metric {target} needs the corpus being scored")
@@ -101,18 +108,23 @@ def build_metrics(
     return out
 
 
-def _takes_device(cls) -> bool:
+def _container(section: DictConfig, resolve: bool = False) -> dict[str, Any]:
+    """A config section as a plain dict."""
+    return OmegaConf.to_container(section, resolve=resolve)  # type: ignore[return-value]  # a DictConfig: a dict
+
+
+def _takes_device(cls: type) -> bool:
     """Whether a metric class (or one of its bases in this suite) takes `device=` for its evaluator network."""
     return any(
-        "device" in inspect.signature(k.__init__).parameters
+        "device" in inspect.signature(vars(k)["__init__"]).parameters
         for k in cls.__mro__
         if "__init__" in k.__dict__ and k.__module__.startswith("metrics.")
     )
 
 
-def metric_evaluators(metrics: Metrics) -> dict[str, dict]:
+def metric_evaluators(metrics: Metrics) -> dict[str, dict[str, Any]]:
     """What produced each metric's values, by evaluator key (recorded in results, hashed into the protocol)."""
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     for metric in metrics.values():
         key, info = getattr(metric, "evaluator_key", None), getattr(metric, "evaluator_info", None)
         if key and info:
@@ -135,10 +147,7 @@ def protocol_for(cfg: DictConfig, corpus: LayoutCorpus, n_clips: int, metrics: M
         "identity_frame": cfg.run.identity_frame,
         "pose_prior": cfg.run.pose_prior,
         "metrics": names,
-        **{
-            sec: {k: v for k, v in OmegaConf.to_container(cfg.metrics[sec]).items() if k != "evaluator"}
-            for sec in sections
-        },
+        **{sec: {k: v for k, v in _container(cfg.metrics[sec]).items() if k != "evaluator"} for sec in sections},
         # the weights' content digest where known: the same evaluator has one identity on every machine
         "evaluator_sha256": {
             k: v.get("content_sha256") or v.get("sha256") for k, v in sorted(metric_evaluators(metrics).items())
@@ -165,8 +174,8 @@ def _resize_video(video: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return np.stack([cv2.resize(f, (hw[1], hw[0]), interpolation=cv2.INTER_AREA) for f in video])
 
 
-def _frames_note(fake: np.ndarray, clip: Clip) -> dict:
-    note = {}
+def _frames_note(fake: np.ndarray, clip: Clip) -> Row:
+    note: Row = {}
     if len(fake) != clip.num_frames:
         note["frames"] = {"generated": int(len(fake)), "reference": clip.num_frames}
     if fake.shape[1:3] != clip.video.shape[1:3]:
@@ -174,7 +183,9 @@ def _frames_note(fake: np.ndarray, clip: Clip) -> dict:
     return note
 
 
-def _restore(row: dict, index: int, clip_metrics: Metrics, set_metrics: Metrics, base: Path) -> None:
+def _restore(
+    row: Row, index: int, clip_metrics: Mapping[str, ClipMetric], set_metrics: Mapping[str, SetMetric], base: Path
+) -> None:
     """Put a clip recorded by an earlier pass back into the metric states."""
     failed = row.get("failed", {})
     for target, metric in clip_metrics.items():
@@ -182,16 +193,24 @@ def _restore(row: dict, index: int, clip_metrics: Metrics, set_metrics: Metrics,
             metric.restore(index, row["clip_id"], failure=failed[target])
         elif row["raw"].get(target) is not None:
             metric.restore(index, row["clip_id"], values=row["raw"][target])
-    for target, metric in set_metrics.items():
+    for target, set_metric in set_metrics.items():
         if target in failed:
-            metric.restore(index, row["clip_id"], failure=failed[target])
+            set_metric.restore(index, row["clip_id"], failure=failed[target])
         else:
-            metric.restore(index, row["clip_id"], features=load_features(base / row["features"][target]["file"]))
+            set_metric.restore(index, row["clip_id"], features=load_features(base / row["features"][target]["file"]))
 
 
-def _score_one(i: int, clip: Clip, fake: np.ndarray, clip_metrics: Metrics, set_metrics: Metrics, base: Path) -> dict:
+def _score_one(
+    i: int,
+    clip: Clip,
+    fake: np.ndarray,
+    clip_metrics: Mapping[str, ClipMetric],
+    set_metrics: Mapping[str, SetMetric],
+    base: Path,
+) -> Row:
     """Score one clip with every metric; returns its record (values, raw outputs, failures, feature files)."""
-    row = {"clip_id": clip.clip_id, "index": i, "values": {}, "raw": {}, "failed": {}, **_frames_note(fake, clip)}
+    row: Row = {"clip_id": clip.clip_id, "index": i, "speaker": clip.speaker_id, "values": {}, "raw": {}, "failed": {}}
+    row.update(_frames_note(fake, clip))
     if set_metrics:
         row["features"] = {}
     t = min(len(fake), clip.num_frames)
@@ -211,14 +230,14 @@ def _score_one(i: int, clip: Clip, fake: np.ndarray, clip_metrics: Metrics, set_
         else:
             row["raw"][target] = metric.values[-1].flatten().tolist()
             row["values"].update(zip(metric.outputs, row["raw"][target]))
-    for target, metric in set_metrics.items():
+    for target, set_metric in set_metrics.items():
         try:
-            feats, path = clip_set_features(metric, clip.clip_id, sample.fake, base / "features")
+            feats, path = clip_set_features(set_metric, clip.clip_id, sample.fake, base / "features")
         except ClipScoreError as err:
-            metric.record_failure(clip.clip_id, str(err))
+            set_metric.record_failure(clip.clip_id, str(err))
             row["failed"][target] = str(err)
             continue
-        metric.restore(i, clip.clip_id, features=feats)
+        set_metric.restore(i, clip.clip_id, features=feats)
         row["features"][target] = {"file": str(path.relative_to(base)), "n": int(feats.shape[0])}
     return row
 
@@ -234,8 +253,8 @@ def score_clips(
     notes: list[str] | None = None,
     only: Callable[[int], bool] | None = None,
     aggregate: bool = True,
-    key: Callable[[int, Clip], dict] | None = None,
-) -> tuple[dict[str, MetricResult], list[dict]]:
+    key: RowKey | None = None,
+) -> tuple[dict[str, MetricResult], list[Row]]:
     """Score every clip (resuming from samples_path) and aggregate with the metric objects.
 
     `key(i, clip)` says what a clip's record was made from (the protocol hash, the video file's path, size and
@@ -254,12 +273,12 @@ def score_clips(
     clip_metrics = {t: m for t, m in metrics.items() if not isinstance(m, SetMetric)}
     set_metrics = {t: m for t, m in metrics.items() if isinstance(m, SetMetric)}
     done = reusable_rows(samples_path, clips, key)
-    for cid, row in list(done.items()):
-        if features_missing(row, set_metrics, base):
+    for cid, old in list(done.items()):
+        if features_missing(old, set_metrics, base):
             del done[cid]  # a finished clip whose feature file went missing is scored again
     if done:
         log(f"resuming: {len(done)} of {len(clips)} clips already scored in {samples_path}")
-    rows: list[dict] = []
+    rows: list[Row] = []
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("scoring", total=len(clips))
         for i, clip in enumerate(clips):
@@ -272,7 +291,7 @@ def score_clips(
                 try:
                     row = _score_one(i, clip, fetch(i, clip), clip_metrics, set_metrics, base)
                 except MediaError as err:
-                    row = {"clip_id": clip.clip_id, "index": i, "values": {}, "raw": {}}
+                    row = {"clip_id": clip.clip_id, "index": i, "speaker": clip.speaker_id, "values": {}, "raw": {}}
                     row["failed"] = {t: str(err) for t in metrics}
                     for metric in metrics.values():
                         metric.record_failure(clip.clip_id, str(err))
@@ -287,10 +306,10 @@ def score_clips(
     return aggregate_results(clip_metrics, set_metrics, names, reference, notes), rows
 
 
-def reusable_rows(samples_path: Path, clips: Sequence[Clip], key: Callable[[int, Clip], dict] | None) -> dict:
+def reusable_rows(samples_path: Path, clips: Sequence[Clip], key: RowKey | None) -> dict[str, Row]:
     """clip id -> the last record of `samples_path` made from what `key` says the clip is now."""
     position = {c.clip_id: i for i, c in enumerate(clips)}
-    done = {}
+    done: dict[str, Row] = {}
     for row in read_jsonl(samples_path, missing_ok=True):
         i = position.get(row.get("clip_id"))
         if i is not None and (key is None or row.get("key") == key(i, clips[i])):
@@ -298,10 +317,10 @@ def reusable_rows(samples_path: Path, clips: Sequence[Clip], key: Callable[[int,
     return done
 
 
-def video_key(protocol_hash: str, videos: dict[str, Path]) -> Callable[[int, Clip], dict]:
+def video_key(protocol_hash: str, videos: dict[str, Path]) -> RowKey:
     """A record's key for scores of video files: the protocol, and the file (resolved path, size, mtime)."""
 
-    def key(i: int, clip: Clip) -> dict:
+    def key(i: int, clip: Clip) -> dict[str, Any]:
         path = videos.get(clip.clip_id)
         if path is None or not Path(path).exists():
             return {"protocol": protocol_hash, "video": None}
@@ -312,8 +331,8 @@ def video_key(protocol_hash: str, videos: dict[str, Path]) -> Callable[[int, Cli
 
 
 def aggregate_results(
-    clip_metrics: Metrics,
-    set_metrics: Metrics,
+    clip_metrics: Mapping[str, ClipMetric],
+    set_metrics: Mapping[str, SetMetric],
     names: Sequence[str],
     reference: Callable[[SetMetric], None] | None,
     notes: list[str] | None,
@@ -368,8 +387,8 @@ def score_clips_distributed(
     metrics: Metrics,
     names: Sequence[str],
     samples_path: Path,
-    **kwargs,
-) -> tuple[dict[str, MetricResult], list[dict]] | None:
+    **kwargs: Any,
+) -> tuple[dict[str, MetricResult], list[Row]] | None:
     """`score_clips` with clip i scored by rank i % world only; rank 0 gathers every rank's rows (and feature
     files) and aggregates in dataset order, so the values equal a 1-process run's. Other ranks return None."""
     if group.world == 1:
@@ -403,7 +422,7 @@ def score_clips_distributed(
 
 
 def record(
-    run_dir: Path, run: RunInfo, protocol: Protocol, metrics: Metrics, values: dict, rows: list[dict]
+    run_dir: Path, run: RunInfo, protocol: Protocol, metrics: Metrics, values: dict[str, MetricResult], rows: list[Row]
 ) -> Results:
     res = Results(run=run, protocol=protocol, evaluators=metric_evaluators(metrics), metrics=values)
     write_jsonl_atomic(run_dir / "samples.jsonl", rows)
@@ -411,7 +430,16 @@ def record(
     return res
 
 
-def run_info(cfg: DictConfig, kind: str, name: str, label: str, started: str, model=None, ckpt=None, notes=None):
+def run_info(
+    cfg: DictConfig,
+    kind: str,
+    name: str,
+    label: str,
+    started: str,
+    model: str | None = None,
+    ckpt: dict[str, Any] | None = None,
+    notes: Iterable[str] | None = None,
+) -> RunInfo:
     from benchmark.config import config_hash
     from benchmark.results import environment_info, git_hash
 
@@ -430,11 +458,30 @@ def run_info(cfg: DictConfig, kind: str, name: str, label: str, started: str, mo
         config_hash=config_hash(cfg) if model else None,
         checkpoint=ckpt,
         notes=list(notes or []),
+        trained_against=_trained_against(model),
     )
 
 
+def _trained_against(model: str | None) -> dict[str, Any]:
+    """What the model was trained against, by evaluator family (its class's declaration), for the overlap marks."""
+    if model is None:
+        return {}
+    from benchmark import registry
+
+    return dict(registry.models().get(model).trained_against)
+
+
 def _score_row(
-    cfg, clips, fetch, key, metrics, run_dir: Path, info: Callable[[], RunInfo], group, protocol, reference
+    cfg: DictConfig,
+    clips: Sequence[Clip],
+    fetch: Callable[[int, Clip], np.ndarray],
+    key: RowKey,
+    metrics: Metrics,
+    run_dir: Path,
+    info: Callable[[], RunInfo],
+    group: EvalGroup,
+    protocol: Protocol,
+    reference: Callable[[SetMetric], None] | None,
 ) -> Results | None:
     notes: list[str] = []
     partial = run_dir / "samples.partial.jsonl"
@@ -445,7 +492,7 @@ def _score_row(
         metrics,
         list(cfg.metrics.names),
         partial,
-        progress=bool(cfg.trainer.progress),
+        progress=bool(cfg.run.progress),
         reference=reference,
         notes=notes,
         key=key,
@@ -514,79 +561,3 @@ def evaluate_videos(
 def load_gt(cfg: DictConfig, protocol: Protocol) -> Results | None:
     path = gt_dir(cfg, protocol) / "results.json"
     return load_results(path) if path.exists() else None
-
-
-# ----------------------------------------------------------------------------------------------- folders
-
-SOURCE = "source.json"
-
-
-def claim_run_dir(run_dir: Path, videos: Path, *, overwrite: bool = False) -> None:
-    """Make `run_dir` the record of folder `videos`: a run name that holds the scores of another folder is refused
-    (the rows of two methods would meet in one) unless `overwrite`, which first removes those scores."""
-    import shutil
-
-    from benchmark.results import write_json_atomic
-
-    source = {"videos": str(Path(videos).resolve())}
-    path = run_dir / SOURCE
-    old = json.loads(path.read_text()) if path.exists() else None
-    scored = any((run_dir / f).exists() for f in ("results.json", "samples.jsonl", "samples.partial.jsonl"))
-    if old != source and (scored or old is not None):
-        if not overwrite:
-            was = old["videos"] if old else "another folder (or a bench run)"
-            raise FileExistsError(
-                f"run name {run_dir.name!r} already holds the scores of {was} ({run_dir}); choose another --name, "
-                "or pass --overwrite to replace them"
-            )
-        for f in ("results.json", "samples.jsonl", *(p.name for p in run_dir.glob("samples.partial*.jsonl"))):
-            (run_dir / f).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / "features", ignore_errors=True)
-    write_json_atomic(path, source)
-
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".flv", ".mov", ".mkv", ".webm")
-
-
-def match_videos(folder: Path, clips: Sequence[Clip], mapping: dict[str, str] | None = None) -> dict[str, Path]:
-    """Match video files to test clips by file stem: the full id (with '__' for '/'), or the base name if unique.
-
-    Any container ffmpeg reads is accepted (mp4 first when a stem has several); frames are decoded at 25 fps and
-    resized to the reference's size when scored, and each clip's record notes what was resampled."""
-    files: dict[str, Path] = {}
-    for suffix in reversed(VIDEO_SUFFIXES):
-        files.update({p.stem: p for p in sorted(Path(folder).glob(f"*{suffix}"))})
-    if not files and not mapping:
-        raise FileNotFoundError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)}) to evaluate")
-    by_base: dict[str, list[str]] = {}
-    for c in clips:
-        by_base.setdefault(c.clip_id.rsplit("/", 1)[-1], []).append(c.clip_id)
-    out: dict[str, Path] = {}
-    for clip in clips:
-        full = clip.clip_id.replace("/", "__")
-        base = clip.clip_id.rsplit("/", 1)[-1]
-        if mapping and clip.clip_id in mapping:
-            out[clip.clip_id] = Path(folder) / mapping[clip.clip_id]
-        elif full in files:
-            out[clip.clip_id] = files[full]
-        elif base in files and len(by_base[base]) == 1:
-            out[clip.clip_id] = files[base]
-    return out
-
-
-def resampling_notes(videos: dict[str, Path]) -> list[str]:
-    """Run notes naming the videos whose frame rate was not 25 fps (decoded resampled to 25 fps)."""
-    from data.io import probe
-
-    by_fps: dict[float, list[str]] = {}
-    for clip_id, path in videos.items():
-        try:
-            fps = probe(path).fps
-        except MediaError:
-            continue  # unreadable files are recorded as per-clip failures when scored
-        if fps and abs(fps - FPS) > 1e-3:
-            by_fps.setdefault(round(float(fps), 3), []).append(clip_id)
-    return [
-        f"{len(ids)} videos at {fps:g} fps resampled to {FPS} fps (e.g. {', '.join(ids[:3])})"
-        for fps, ids in sorted(by_fps.items())
-    ]

@@ -10,12 +10,17 @@ that fails is reported and the others still finish.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmark.config import compose, config_dir, config_hash, default_protocol
 from benchmark.results import Results, load_results
+from benchmark.tables.intervals import DEFAULT_BOOTSTRAP, BootstrapSettings
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 
 @dataclass
@@ -29,19 +34,22 @@ class Table1Outcome:
 
 def default_rows() -> list[str]:
     """The registered generators (config `kind: model`), in registry order: components and baselines excluded."""
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
     from models import MODELS
 
     rows = []
     for name in MODELS:
         path = config_dir() / "models" / f"{name}.yaml"
-        if path.exists() and OmegaConf.load(path).get("kind") == "model":
+        if not path.exists():
+            continue
+        model_cfg = OmegaConf.load(path)
+        if isinstance(model_cfg, DictConfig) and model_cfg.get("kind") == "model":
             rows.append(name)
     return rows
 
 
-def _finished(cfg) -> Results | None:
+def _finished(cfg: DictConfig) -> Results | None:
     from benchmark.train import run_dir_of
 
     path = run_dir_of(cfg) / "results.json"
@@ -61,11 +69,13 @@ def table1(
     overrides: Sequence[str] = (),
     reports_dir: Path = Path("reports"),
     formats: Sequence[str] = ("csv", "latex", "markdown"),
-    log=print,
+    log: Callable[[str], object] = print,
+    bootstrap: BootstrapSettings | None = DEFAULT_BOOTSTRAP,
 ) -> Table1Outcome:
     from benchmark import runner
     from benchmark.tables import EXTENSIONS as _EXTENSIONS
     from benchmark.tables import write_leaderboard
+    from benchmark.train import run_dir_of
 
     unknown = [f for f in formats if f != "html" and f not in _EXTENSIONS]
     if unknown:
@@ -99,14 +109,19 @@ def table1(
     hashes = {r.protocol.hash for r in out.rows.values()}
     gts = _gt_rows(cfgs, hashes)
     results = [*out.rows.values(), *gts.values()]
-    run_dirs = [runner.run_dir_of(cfgs[name]) for name in out.rows] + list(gts)
+    run_dirs = [run_dir_of(cfgs[name]) for name in out.rows] + list(gts)
     stem = f"table1_{dataset}"
     from benchmark.tables import write_report
 
     for fmt in formats:
         if fmt == "html":
             files = write_report(
-                run_dirs, dataset, reports_dir / f"{stem}.html", reports_dir=reports_dir, published=_published(dataset)
+                run_dirs,
+                dataset,
+                reports_dir / f"{stem}.html",
+                reports_dir=reports_dir,
+                published=_published(dataset),
+                bootstrap=bootstrap,
             )
             out.files.extend(p for p in (files.html, files.markdown) if p is not None)
         elif fmt in _EXTENSIONS:
@@ -114,12 +129,20 @@ def table1(
             # the .tex is a whole document, so it compiles as written; its table* body pastes into a paper
             standalone = fmt == "latex"
             out.files.append(
-                write_leaderboard(results, dataset, fmt, path, published=_published(dataset), standalone=standalone)
+                write_leaderboard(
+                    results,
+                    dataset,
+                    fmt,
+                    path,
+                    published=_published(dataset),
+                    standalone=standalone,
+                    bootstrap=bootstrap,
+                )
             )
     return out
 
 
-def _gt_rows(cfgs: dict, hashes: set[str]) -> dict[Path, Results]:
+def _gt_rows(cfgs: dict[str, DictConfig], hashes: set[str]) -> dict[Path, Results]:
     """The GT results (by run folder) of the protocols the rows were scored under."""
     from benchmark.results import find_results
 
@@ -128,7 +151,7 @@ def _gt_rows(cfgs: dict, hashes: set[str]) -> dict[Path, Results]:
     return {p.parent: r for p, r in find_results(root) if r.run.kind == "gt" and r.protocol.hash in hashes}
 
 
-def _published(dataset: str):
+def _published(dataset: str) -> Path | None:
     """The paper's published rows for the datasets it reports (LRW, CREMA), shown beside ours."""
     path = Path(__file__).resolve().parents[1] / "reports" / "reference" / "diffused_heads_table1.csv"
     return path if dataset.lower() in ("lrw", "crema") and path.exists() else None

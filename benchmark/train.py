@@ -1,6 +1,6 @@
 """A run's model: built, then trained (resumably), loaded from its cached weights, or loaded from a checkpoint.
 
-Training writes `<run>/checkpoints/last.ckpt` every `trainer.checkpoint_every_n_steps` optimiser steps (default:
+Training writes `<run>/checkpoints/last.ckpt` every `run.checkpoint_every_n_steps` optimiser steps (default:
 every validation), atomically, so a run killed at any point (kill -9, preemption, a SLURM requeue) resumes from its
 last checkpoint when the same command runs again: the data stream is a function of (seed, batch number) and the
 random state is saved with the checkpoint, so on a CPU a resumed run ends with the weights of an uninterrupted one.
@@ -18,54 +18,64 @@ import dataclasses
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import registry
-from benchmark.config import compose, config_hash, save_config
+from benchmark.config import compose, config_hash, save_config, section_dict
 from benchmark.distributed import log, run_lock
 from data.corpus import LayoutCorpus
 from metrics.safe_load import CheckpointReadError, load_checkpoint_file
 from metrics.weights import sha256_file
+from models.common.config import to_config
+
+if TYPE_CHECKING:
+    import torch
+    from lightning import LightningModule, Trainer
+    from lightning.pytorch.utilities.types import STEP_OUTPUT
+    from rich.progress import Progress, TaskID
+
+    from data.datamodule import TalkingFaceDataModule
+    from models.base import TalkingFaceModule
 
 RESUME_MARKER = "training_hash"
 
 
-def model_class(name: str):
-    return registry.models().get(name)
+def model_class(name: str) -> type[TalkingFaceModule]:
+    cls: type[TalkingFaceModule] = registry.models().get(name)
+    return cls
 
 
-def model_params(cfg: DictConfig, cls, overrides: dict[str, Any] | None = None) -> Any:
-    """The model's hyperparameters: its config dataclass at the run's preset, with the YAML's non-null params and
-    `overrides` (what a checkpoint file implies, e.g. Diffused Heads' motion channels)."""
-    config_cls = cls.config_class  # every model declares one (models/base.py)
+def model_params(cfg: DictConfig, cls: type[TalkingFaceModule], overrides: dict[str, Any] | None = None) -> Any:
+    """The model's hyperparameters: `cfg.model.params` (the config dataclass at the run's preset, with overrides)
+    as that dataclass, with `overrides` on top (what a checkpoint file implies, e.g. Diffused Heads' motion
+    channels)."""
     raw = cfg.model.get("params")
-    raw = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else dict(raw or {})
-    params = {k: v for k, v in raw.items() if v is not None}
-    params.update(overrides or {})
-    if hasattr(config_cls, "preset"):
-        return config_cls.preset(cfg.run.preset, **params)
-    return config_cls(**params)
+    params = section_dict(raw) if isinstance(raw, DictConfig) else dict(raw or {})
+    return to_config(cls.config_class, {**params, **(overrides or {})})
 
 
-def build_model(cfg: DictConfig, needs: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None):
+def build_model(
+    cfg: DictConfig, needs: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None
+) -> TalkingFaceModule:
     cls = model_class(cfg.model.name)
     return cls(model_params(cfg, cls, overrides), **(needs or {}))
 
 
 def needed_configs(cfg: DictConfig) -> dict[str, DictConfig]:
     """The composed config of every model `cfg`'s model needs, by the constructor argument it is passed as."""
-    out = {}
+    out: dict[str, DictConfig] = {}
     for arg, needed in (cfg.model.get("needs") or {}).items():
         extra = list((cfg.run.get("dep_overrides") or {}).get(needed, []))
         out[arg] = compose(needed, cfg.dataset.name, cfg.run.preset, carry_overrides(cfg) + extra)
     return out
 
 
-def build_untrained(cfg: DictConfig):
+def build_untrained(cfg: DictConfig) -> TalkingFaceModule:
     """The model of `cfg` and every model it needs, built but neither trained nor loaded (`bench validate`)."""
     return build_model(cfg, {arg: build_untrained(sub) for arg, sub in needed_configs(cfg).items()})
 
@@ -80,7 +90,7 @@ def carry_overrides(cfg: DictConfig) -> list[str]:
         "trainer.devices": cfg.trainer.devices,
         "trainer.strategy": cfg.trainer.strategy,
         "trainer.num_nodes": cfg.trainer.num_nodes,
-        "trainer.progress": cfg.trainer.progress,
+        "run.progress": cfg.run.progress,
     }
     ds = OmegaConf.to_container(cfg.dataset, resolve=True)
     return [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in keep.items()] + [
@@ -89,20 +99,22 @@ def carry_overrides(cfg: DictConfig) -> list[str]:
 
 
 def run_dir_of(cfg: DictConfig) -> Path:
-    return Path(cfg.run.out_dir) / cfg.dataset.name / cfg.run.name
+    return Path(cfg.run.out_dir, cfg.dataset.name, cfg.run.name)
 
 
 def training_hash(cfg: DictConfig, corpus: LayoutCorpus) -> str:
-    """What cached weights depend on: the model config and its resolved hyperparameters (a preset's values live
-    in code, so a changed preset must not reuse old weights), trainer settings, corpus and seed. How often
-    checkpoints are written changes nothing trained, so it is left out."""
+    """What cached weights depend on: the model config and its resolved hyperparameters (a changed preset must
+    not reuse old weights), trainer settings, window workers, corpus and seed. How often checkpoints are written
+    and progress bars change nothing trained, so they are left out."""
     params = model_params(cfg, model_class(cfg.model.name))
-    skip = ("progress", "checkpoint_every_n_steps")
     return config_hash(
         {
             "model": OmegaConf.to_container(cfg.model, resolve=True),
-            "params": dataclasses.asdict(params) if dataclasses.is_dataclass(params) else params,
-            "trainer": {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if k not in skip},
+            "params": dataclasses.asdict(params)
+            if dataclasses.is_dataclass(params) and not isinstance(params, type)
+            else params,
+            "trainer": OmegaConf.to_container(cfg.trainer, resolve=True),
+            "num_workers": int(cfg.run.num_workers),
             "corpus": corpus.fingerprint(),
             "seed": cfg.run.seed,
         }
@@ -112,7 +124,9 @@ def training_hash(cfg: DictConfig, corpus: LayoutCorpus) -> str:
 # ----------------------------------------------------------------------------------------------- train or load
 
 
-def train_or_load(cfg: DictConfig, corpus: LayoutCorpus, trail: tuple[str, ...] = ()):
+def train_or_load(
+    cfg: DictConfig, corpus: LayoutCorpus, trail: tuple[str, ...] = ()
+) -> tuple[TalkingFaceModule, dict[str, Any]]:
     """The model of `cfg`, ready to generate: loaded from `run.checkpoint`, from cached weights, trained (its
     needs first), or as initialised (`run.train=false`). Returns (module in eval mode, weights info)."""
     import torch
@@ -126,7 +140,8 @@ def train_or_load(cfg: DictConfig, corpus: LayoutCorpus, trail: tuple[str, ...] 
     run_dir = run_dir_of(cfg)
     weights_path = run_dir / "model.pt"
     trains = cls.trainable and cfg.run.train
-    needs, needs_info = {}, {}
+    needs: dict[str, TalkingFaceModule] = {}
+    needs_info: dict[str, dict[str, Any]] = {}
     for arg, sub in needed_configs(cfg).items():
         if trains:
             needs[arg], needs_info[arg] = train_or_load(sub, corpus, (*trail, name))
@@ -162,13 +177,13 @@ def train_or_load(cfg: DictConfig, corpus: LayoutCorpus, trail: tuple[str, ...] 
     return module.eval(), {**info, **weights_details(module)}
 
 
-def weights_details(module) -> dict[str, Any]:
+def weights_details(module: TalkingFaceModule) -> dict[str, Any]:
     """What else produced the generated videos besides the module's own weights (a pretrained audio front end)."""
-    frontend = getattr(module, "audio_frontend", None)
+    frontend: Any = getattr(module, "audio_frontend", None)
     return {"audio_frontend": frontend.info()} if callable(getattr(frontend, "info", None)) else {}
 
 
-def load_cached(module, path: Path, thash: str) -> dict | None:
+def load_cached(module: TalkingFaceModule, path: Path, thash: str) -> dict[str, Any] | None:
 
     if not path.exists():
         return None
@@ -193,7 +208,7 @@ def checkpoint_file(ref: str) -> tuple[Path, dict[str, Any]]:
     return path, {"name": entry.name, "status": "calibrated" if entry.calibrated else status}
 
 
-def load_checkpoint_module(cfg: DictConfig):
+def load_checkpoint_module(cfg: DictConfig) -> tuple[TalkingFaceModule, dict[str, Any]]:
     """The model of `cfg` with `run.checkpoint` loaded, its needs built untrained (nothing is trained).
 
     The file is checked against the architecture before anything else runs; when it fits another preset, the
@@ -205,8 +220,7 @@ def load_checkpoint_module(cfg: DictConfig):
 
     cls = model_class(cfg.model.name)
     path, known = checkpoint_file(str(cfg.run.checkpoint))
-    raw = OmegaConf.to_container(cfg.model.get("params") or {}, resolve=True)
-    overrides = checkpoint_params(cls, path, {k: v for k, v in raw.items() if v is not None})
+    overrides = checkpoint_params(cls, path, dataclasses.asdict(model_params(cfg, cls)))
     needs = {arg: build_untrained(sub) for arg, sub in needed_configs(cfg).items()}
     module = build_model(cfg, needs, overrides)
     fmt = _load_weights(module, path, lambda: _other_preset_hint(cfg, path, overrides))
@@ -216,7 +230,7 @@ def load_checkpoint_module(cfg: DictConfig):
     return module.eval(), {**info, **weights_details(module)}
 
 
-def _load_weights(module, path: Path, hint=lambda: "") -> str:
+def _load_weights(module: TalkingFaceModule, path: Path, hint: Callable[[], str] = lambda: "") -> str:
     """Load `path` into `module`; returns the format found ("module" for a whole-module state dict)."""
     from models.checkpoints import CheckpointError, check_state_dict, load_module_checkpoint
 
@@ -231,7 +245,7 @@ def _load_weights(module, path: Path, hint=lambda: "") -> str:
     return "module"
 
 
-def _module_state_dict(path: Path) -> dict | None:
+def _module_state_dict(path: Path) -> dict[str, torch.Tensor] | None:
     """The `state_dict` of a whole-module file (a run's model.pt, a Lightning checkpoint), else None."""
     import torch
 
@@ -258,7 +272,7 @@ def _other_preset_hint(cfg: DictConfig, path: Path, overrides: dict[str, Any]) -
             continue
         try:
             with torch.device("meta"):
-                module = build_untrained_with(OmegaConf.merge(cfg, {"run": {"preset": preset}}), overrides)
+                module = build_untrained_with(compose(cfg.model.name, cfg.dataset.name, preset), overrides)
             check_state_dict(module, whole, source=str(path))
         except (CheckpointError, KeyError, ValueError, RuntimeError):
             continue
@@ -266,7 +280,7 @@ def _other_preset_hint(cfg: DictConfig, path: Path, overrides: dict[str, Any]) -
     return ""
 
 
-def build_untrained_with(cfg: DictConfig, overrides: dict[str, Any]):
+def build_untrained_with(cfg: DictConfig, overrides: dict[str, Any]) -> TalkingFaceModule:
     return build_model(cfg, {arg: build_untrained(sub) for arg, sub in needed_configs(cfg).items()}, overrides)
 
 
@@ -285,14 +299,17 @@ class RandomState(Callback):
         import numpy as np
         import torch
 
-        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        legacy = np.random.get_state(legacy=True)
+        assert isinstance(legacy, tuple)  # the global generator is an MT19937: its legacy state is a tuple
+        kind, keys, pos, has_gauss, gauss = legacy
         # plain values and tensors only: checkpoints are read back with weights_only=True
         state = {
             "torch": torch.get_rng_state(),
             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
             "python": random.getstate(),
         }
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
+        # (torch.cuda.is_initialized is unannotated)
+        if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
 
@@ -318,10 +335,10 @@ class RandomState(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.restore(state_dict)
 
-    def on_validation_start(self, trainer, pl_module) -> None:
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.held = self.snapshot()
 
-    def on_validation_end(self, trainer, pl_module) -> None:
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.held is not None:
             self.restore(self.held)
             self.held = None
@@ -335,22 +352,24 @@ class ResumableCheckpoint(Callback):
     def __init__(self, path: Path, every: int) -> None:
         self.path, self.every, self.saved_step = Path(path), max(1, int(every)), -1
 
-    def _save(self, trainer) -> None:
+    def _save(self, trainer: Trainer) -> None:
         if trainer.global_step != self.saved_step and not trainer.sanity_checking:
             trainer.save_checkpoint(self.path)
             self.saved_step = trainer.global_step
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: STEP_OUTPUT, batch: Any, batch_idx: int
+    ) -> None:
         batches = trainer.fit_loop.epoch_loop.batch_progress.total.ready
         validates = isinstance(trainer.val_check_batch, int) and batches % trainer.val_check_batch == 0
         if trainer.global_step % self.every == 0 and not (validates and trainer.enable_validation):
             self._save(trainer)
 
-    def on_validation_end(self, trainer, pl_module) -> None:
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.state.fn == "fit" and trainer.global_step % self.every == 0:
             self._save(trainer)
 
-    def on_train_end(self, trainer, pl_module) -> None:
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._save(trainer)
 
 
@@ -359,9 +378,11 @@ class StepProgress(Callback):
     (Lightning's own counts batches of an epoch that, with endless training streams, never ends)."""
 
     def __init__(self, name: str, max_steps: int) -> None:
-        self.name, self.max_steps, self.bar, self.task = name, max_steps, None, None
+        self.name, self.max_steps = name, max_steps
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
 
-    def on_train_start(self, trainer, pl_module) -> None:
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -377,8 +398,10 @@ class StepProgress(Callback):
         self.bar.start()
         self.task = self.bar.add_task(self.name, total=self.max_steps, completed=trainer.global_step)
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.bar is not None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: STEP_OUTPUT, batch: Any, batch_idx: int
+    ) -> None:
+        if self.bar is not None and self.task is not None:
             self.bar.update(self.task, completed=trainer.global_step)
 
     def _stop(self) -> None:
@@ -386,10 +409,10 @@ class StepProgress(Callback):
             self.bar.stop()
             self.bar = None
 
-    def on_train_end(self, trainer, pl_module) -> None:
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._stop()
 
-    def on_exception(self, trainer, pl_module, exception) -> None:
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         self._stop()
 
 
@@ -397,13 +420,11 @@ class StepProgress(Callback):
 
 
 def checkpoint_every(cfg: DictConfig) -> int:
-    every = cfg.trainer.get("checkpoint_every_n_steps")
-    return int(every if every else cfg.trainer.val_every_n_steps)
+    every = cfg.run.get("checkpoint_every_n_steps")
+    return int(every if every else cfg.trainer.val_check_interval)
 
 
-def make_trainer(cfg: DictConfig, run_dir: Path):
-    import datetime as dt
-
+def make_trainer(cfg: DictConfig, run_dir: Path) -> Trainer:
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
@@ -411,20 +432,10 @@ def make_trainer(cfg: DictConfig, run_dir: Path):
         # banners and advice ("GPU available", tips) out of the users' output; set after import, which resets them
         for name in ("lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    t = cfg.trainer
+    args = section_dict(cfg.trainer)
     return L.Trainer(
-        accelerator=t.accelerator,
-        devices=t.devices,
-        num_nodes=t.num_nodes,
-        strategy=t.strategy,
-        precision=t.precision,
-        max_steps=t.max_steps,
-        max_time=dt.timedelta(seconds=float(t.max_time_s)) if t.max_time_s else None,
-        val_check_interval=int(t.val_every_n_steps),
-        check_val_every_n_epoch=None,
-        limit_val_batches=t.limit_val_batches,
-        log_every_n_steps=t.log_every_n_steps,
-        gradient_clip_val=t.gradient_clip_val,
+        **args,
+        check_val_every_n_epoch=None,  # val_check_interval counts batches across the endless epoch
         logger=CSVLogger(run_dir, name="logs", version=""),
         # the data module shards batches between ranks itself (data.datamodule.StepSampler), resumably
         use_distributed_sampler=False,
@@ -432,7 +443,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path):
         callbacks=[
             ResumableCheckpoint(run_dir / "checkpoints" / "last.ckpt", checkpoint_every(cfg)),
             RandomState(),
-            *([StepProgress(str(cfg.model.name), int(t.max_steps))] if t.progress else []),
+            *([StepProgress(str(cfg.model.name), int(args["max_steps"]))] if cfg.run.progress else []),
         ],
         enable_progress_bar=False,  # Lightning's counts batches of an endless epoch; StepProgress counts the budget
         enable_model_summary=False,
@@ -440,14 +451,14 @@ def make_trainer(cfg: DictConfig, run_dir: Path):
     )
 
 
-def make_datamodule(cfg: DictConfig, corpus: LayoutCorpus, module):
+def make_datamodule(cfg: DictConfig, corpus: LayoutCorpus, module: TalkingFaceModule) -> TalkingFaceDataModule:
     from data.datamodule import TalkingFaceDataModule
 
     return TalkingFaceDataModule(
         corpus,
         module.train_dataset,
         batch_size=module.cfg.batch_size,
-        num_workers=int(cfg.trainer.num_workers),
+        num_workers=int(cfg.run.num_workers),
         seed=int(cfg.run.seed),
     )
 
@@ -469,10 +480,10 @@ def checkpoint_step(path: Path) -> int:
     return int(blob.get("global_step", 0))
 
 
-def fit(cfg: DictConfig, corpus: LayoutCorpus, module, run_dir: Path, thash: str) -> dict[str, Any]:
+def fit(cfg: DictConfig, corpus: LayoutCorpus, module: TalkingFaceModule, run_dir: Path, thash: str) -> dict[str, Any]:
     """Train `module` (resuming an interrupted training of the same config); returns the budget it ran under:
     steps done, `max_steps`, and what stopped it (`steps`, or `time` when the wall-clock safety net
-    `trainer.max_time_s` bound first: the weights then depend on the machine's load)."""
+    `trainer.max_time` bound first: the weights then depend on the machine's load)."""
     import lightning as L
 
     L.seed_everything(int(cfg.run.seed), workers=True, verbose=False)
@@ -489,12 +500,12 @@ def fit(cfg: DictConfig, corpus: LayoutCorpus, module, run_dir: Path, thash: str
         marker.write_text(thash)
     # weights_only: a checkpoint in a run folder is data too, never code to run
     trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None, weights_only=True)
-    budget = {"steps": int(trainer.global_step), "max_steps": int(cfg.trainer.max_steps)}
+    budget: dict[str, Any] = {"steps": int(trainer.global_step), "max_steps": int(cfg.trainer.max_steps)}
     budget["stopped_by"] = "steps" if budget["steps"] >= budget["max_steps"] else "time"
     line = f"[train] {cfg.model.name}: {budget['steps']} steps in {trainer.world_size} process(es)"
     if budget["stopped_by"] == "time":
         line += (
-            f", stopped by the wall-clock safety net (trainer.max_time_s={cfg.trainer.max_time_s}) before its "
+            f", stopped by the wall-clock safety net (trainer.max_time={cfg.trainer.max_time}) before its "
             f"{budget['max_steps']}-step budget: the weights depend on this machine's load"
         )
     log(line + ("" if budget["stopped_by"] == "time" else f" (its {budget['max_steps']}-step budget)"))

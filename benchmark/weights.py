@@ -10,6 +10,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -35,7 +36,7 @@ class KnownWeights:
     """
 
     network: str  # "module:factory" building the network the file must fit
-    factory_args: tuple
+    factory_args: tuple[Any, ...]
     what: str
     how_to_get: str
     file: str = ""
@@ -83,7 +84,7 @@ KNOWN: dict[str, KnownWeights] = {
         format="checkpoint_dict",
     ),
     "visual_quality_disc": KnownWeights(
-        "models.wav2lip.nets:build_disc_qual",
+        "models.wav2lip.gan:build_disc_qual",
         ("paper",),
         "Wav2Lip's visual-quality discriminator (Wav2Lip_disc_qual)",
         "Get visual_quality_disc.pth (linked from the Wav2Lip README until d07fc4d), then "
@@ -185,7 +186,7 @@ def _sha_matches(known: str, digest: str) -> bool | None:
     return digest.startswith(known.lower()) if known else None
 
 
-def _state_dict_of(name: str, path: Path):
+def _state_dict_of(name: str, path: Path) -> tuple[dict[str, torch.Tensor], str]:
     known = KNOWN[name]
     sd = import_target(known.reader)(path)
     fmt = getattr(sd, "format", "") or known.format
@@ -282,14 +283,21 @@ def how_to_get(name: str) -> str:
     return KNOWN[name].how_to_get if name in KNOWN else ""
 
 
-def status_rows() -> list[dict]:
+def status_rows() -> list[dict[str, Any]]:
     """One row per known official checkpoint and per other registered file: name, kind, format, present,
     file, where it is (or where to put it and how to get it)."""
     entries = store.list_weights()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, k in KNOWN.items():
         e = entries.get(name)
-        row = {"name": name, "kind": k.kind, "format": k.format, "what": k.what, "file": k.file, "url": k.url}
+        row: dict[str, Any] = {
+            "name": name,
+            "kind": k.kind,
+            "format": k.format,
+            "what": k.what,
+            "file": k.file,
+            "url": k.url,
+        }
         if e is not None:
             path = store.weights_dir() / e.file
             row.update(present=path.exists(), path=str(path), sha256=e.sha256, source=e.source)

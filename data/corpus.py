@@ -137,7 +137,8 @@ class ClipStore:
             if clip.landmarks is not None:
                 np.save(tmp / "landmarks.npy", clip.landmarks)
             truth = dict(clip.truth)
-            arrays = {k: v for k, v in truth.get("render", {}).items() if isinstance(v, np.ndarray)}
+            # values typed Any: numpy's savez stub checks a **dict against its `allow_pickle: bool` keyword too
+            arrays: dict[str, Any] = {k: v for k, v in truth.get("render", {}).items() if isinstance(v, np.ndarray)}
             if arrays:
                 np.savez(tmp / "render.npz", **arrays)
                 truth["render"] = {k: v for k, v in truth["render"].items() if k not in arrays}

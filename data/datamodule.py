@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, cast
 
 import lightning as L
 import numpy as np
@@ -10,12 +11,24 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from data.clip import Clip
-from data.corpus import LayoutCorpus
+from data.corpus import LayoutCorpus, PreparedCorpus
 from data.sampling import RankSlice, StepSampler
 
 # A model's training windows over clips, called `windows(clips, seed=..., fixed=...)`: a model's `train_dataset`
 # (models/base.py), passed in, because `data` never imports `models`.
 WindowsFactory = Callable[..., Dataset]
+
+
+class _WindowSet(Protocol):
+    """What this module uses of a window dataset besides torch's Dataset: `keyed` (data.windows.SeededItems, the
+    base of every model's window dataset), its length and `num_windows` (what a stream draws in proportion to)."""
+
+    keyed: bool
+    num_windows: int
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Any: ...
 
 
 class TalkingFaceDataModule(L.LightningDataModule):
@@ -47,8 +60,8 @@ class TalkingFaceDataModule(L.LightningDataModule):
         self.seed = seed
         self.train_split = train_split
         self.val_split = val_split
-        self.train_set = None
-        self.val_set = None
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
         self.start_batch = 0  # batches already trained (restored from a checkpoint)
 
     def _windows(self, clips: Sequence[Clip], seed: int) -> Dataset:
@@ -71,9 +84,9 @@ class TalkingFaceDataModule(L.LightningDataModule):
                 )  # shuffle_buffer: the corpus's (dataset config key)
             else:
                 self.train_set = self._windows(self.corpus.clips(self.train_split), self.seed)
-                self.train_set.keyed = True
+                cast(_WindowSet, self.train_set).keyed = True
             self.val_set = self._windows(self.corpus.clips(self.val_split), self.seed + 1)
-            self.val_set.keyed = True
+            cast(_WindowSet, self.val_set).keyed = True
 
     def _loader(self, ds, sampler) -> DataLoader:
         return DataLoader(
@@ -90,24 +103,25 @@ class TalkingFaceDataModule(L.LightningDataModule):
         rank, world = self._rank()
         if isinstance(self.train_set, IterableDataset):
             # a stream shuffles itself; a resumed run starts a new pass instead of replaying the first batches
-            self.train_set.resume_at(self.start_batch)
+            cast(StreamingWindows, self.train_set).resume_at(self.start_batch)  # the stream setup() made
             return self._loader(self.train_set, None)
         sampler = StepSampler(self.batch_size, rank=rank, world=world, start_batch=self.start_batch)
         return self._loader(self.train_set, sampler)
 
     def val_dataloader(self) -> DataLoader:
         rank, world = self._rank()
-        return self._loader(self.val_set, RankSlice(len(self.val_set), rank=rank, world=world))
+        return self._loader(self.val_set, RankSlice(len(cast(_WindowSet, self.val_set)), rank=rank, world=world))
 
-    def statistics_set(self, max_clips: int = 256):
+    def statistics_set(self, max_clips: int = 256) -> Dataset | None:
         """The training windows of at most `max_clips` train clips spread evenly over the split, as a map-style
         dataset: what models that normalise their targets with training-set statistics (the VASA-style motion
         model) measure when training streams from shards. Without streaming, the training set itself."""
         if not isinstance(self.train_set, IterableDataset):
             return self.train_set
-        idx = self.corpus.index.select(self.train_split)
+        corpus = cast(PreparedCorpus, self.corpus)  # a stream reads a prepared corpus's manifest shards
+        idx = corpus.index.select(self.train_split)
         pick = np.unique(np.linspace(0, len(idx) - 1, min(max_clips, len(idx))).round().astype(int))
-        clips = [self.corpus.load(e) for e in self.corpus.index.entries(idx[pick])]
+        clips = [corpus.load(e) for e in corpus.index.entries(idx[pick])]
         return self._windows(clips, self.seed)
 
     def state_dict(self) -> dict[str, int]:
@@ -178,14 +192,14 @@ class StreamingWindows(IterableDataset):
         mine = self.indices[worker::num_workers]
         return [mine] if len(mine) else []
 
-    def _shards(self, groups: list[np.ndarray], rng: np.random.Generator):
+    def _shards(self, groups: list[np.ndarray], rng: np.random.Generator) -> Iterator[tuple[int, _WindowSet]]:
         """(clip count, window dataset) of the worker's shards, pass after pass, each pass in a new order."""
         while True:
             opened = 0
             for g in rng.permutation(len(groups)):
                 clips = [self.corpus.load(e) for e in self.corpus.index.entries(groups[g])]
                 try:
-                    ds = self.windows(clips, seed=int(rng.integers(2**31)), fixed=False)
+                    ds = cast(_WindowSet, self.windows(clips, seed=int(rng.integers(2**31)), fixed=False))
                 except ValueError:
                     continue  # no clip of this shard is long enough for a window
                 if ds.num_windows:
@@ -194,7 +208,7 @@ class StreamingWindows(IterableDataset):
             if not opened:
                 raise ValueError(f"dataset {self.corpus.name!r}: no clip of split {self.split!r} yields a window")
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         groups = self.worker_shards(worker, num_workers)

@@ -2,25 +2,28 @@
 
 The synthetic corpus is written in these layouts and read back through the same `scan` code that reads a real
 LRW / CREMA-D / VoxCeleb2 download. A split file (`splits/{train,val,test}.txt`, one relative video path per
-line) overrides a layout's own split rule.
+line) overrides a layout's own split rule. Each corpus's naming and split rules are in `data.corpus_rules`
+(re-exported by `data.lrw`, `data.crema`, `data.voxceleb2`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from data.clip import Clip
+from data.corpus_rules import (
+    CREMA_DH_TEST_ACTORS,
+    CREMA_EMOTIONS,
+    CREMA_LEVELS,
+    CREMA_SENTENCES,
+    LRW_SPLIT_FOLDERS,
+    VOXCELEB2_PARTS,
+)
 
 SPLITS = ("train", "val", "test")
-
-# CREMA-D file name parts: 12 sentences, 6 emotions, 4 intensity levels.
-CREMA_SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
-CREMA_EMOTIONS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
-CREMA_LEVELS = ("XX", "LO", "MD", "HI")
-# Diffused Heads' CREMA test actors (diffused-heads `datasets/file_list_crema_test.txt`; docs/corpora.md).
-CREMA_DH_TEST_ACTORS = ("1015", "1020", "1021", "1030", "1033", "1052", "1062", "1081", "1082", "1089")
 
 
 class LayoutError(ValueError):
@@ -84,7 +87,7 @@ class Layout:
     def write_header(self, video_path: Path, clip: Clip) -> None:
         """Extra per-clip files the real corpus has next to each video (LRW's .txt); none by default."""
 
-    def scan(self, root: str | Path, split_dir: str | Path | None = None) -> list[ClipRef]:
+    def scan(self, root: str | os.PathLike, split_dir: str | os.PathLike | None = None) -> list[ClipRef]:
         """Every clip under `root`, sorted by clip_id, with its split (split files win over the layout's rule).
 
         Split files are read from `split_dir` when given, else from root/splits/ when it exists; a clip the
@@ -120,7 +123,7 @@ class LRWLayout(Layout):
     example = "ABOUT/test/ABOUT_00001.mp4"
 
     def _candidates(self, root: Path) -> list[Path]:
-        return [p for p in root.glob("*/*/*.mp4") if p.parent.name in SPLITS]
+        return [p for p in root.glob("*/*/*.mp4") if p.parent.name in LRW_SPLIT_FOLDERS]
 
     def _ref(self, root: Path, video: Path) -> ClipRef:
         return ClipRef(_rel_id(root, video), video, None, "", video.parent.name, video.parent.parent.name)
@@ -171,16 +174,15 @@ class VoxCeleb2Layout(Layout):
     example = "test/mp4/id00017/01dfn2spqyE/00001.mp4"
 
     def _candidates(self, root: Path) -> list[Path]:
-        return [p for part in ("dev", "test") for p in (root / part / "mp4").glob("id*/*/*.mp4")]
+        return [p for part in VOXCELEB2_PARTS for p in (root / part / "mp4").glob("id*/*/*.mp4")]
 
     def _ref(self, root: Path, video: Path) -> ClipRef:
         part = video.relative_to(root).parts[0]
-        return ClipRef(
-            _rel_id(root, video), video, None, video.parent.parent.name, "test" if part == "test" else "train"
-        )
+        return ClipRef(_rel_id(root, video), video, None, video.parent.parent.name, VOXCELEB2_PARTS.get(part, "train"))
 
     def clip_path(self, root, *, speaker, index, split, word):
-        part = "test" if split == "test" else "dev"
+        # the part whose official split this is; val clips (the synthetic corpus's) go to dev, as val speakers do
+        part = next((p for p, official in VOXCELEB2_PARTS.items() if official == split), "dev")
         # a stable 11-character YouTube-like id per (speaker, 5-clip group), like one upload with several clips
         digest = hashlib.sha1(f"{speaker}:{index // 5}".encode()).hexdigest()
         vid = "".join(c if i % 3 else c.upper() for i, c in enumerate(digest[:11]))

@@ -5,6 +5,9 @@ shard and where its arrays are; `rejects.jsonl` one entry per rejected clip with
 settings, counts and the sha256 of the split files. `manifest.index.npz` is written with the manifest: byte
 offsets of each line plus split / shard / frame-count / speaker arrays, so a VoxCeleb2-sized manifest (a million
 entries) is indexed with a few numpy arrays and an entry is read by seeking to its line; no clip is loaded.
+
+`build_manifest` writes all three from a preparation's per-clip records (data.prepare.run collects them), with
+the val speakers `derive_val` takes from train when a corpus has no val split of its own.
 """
 
 from __future__ import annotations
@@ -12,14 +15,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from data.layouts import SPLITS
+from data.clip import FPS
+from data.layouts import SPLITS, ClipRef, Layout
+
+if TYPE_CHECKING:
+    from data.prepare.config import PrepareConfig
 
 MANIFEST = "manifest.jsonl"
 INDEX = "manifest.index.npz"
@@ -257,3 +265,115 @@ def assign_shards(entries: list[dict[str, Any]], shard_clips: int, seed: int = 0
         for k, e in enumerate(members):
             e["shard"] = next_id + k // shard_clips
         next_id += (len(members) + shard_clips - 1) // shard_clips
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def split_file_hashes(root: Path, split_dir: str | os.PathLike | None) -> dict[str, str]:
+    """File name -> sha256 of the split files (`split_dir`, else root/splits/), recorded in prepared.json."""
+    folder = Path(split_dir) if split_dir else Path(root) / "splits"
+    return {p.name: _sha256(p) for p in sorted(folder.glob("*.txt"))} if folder.is_dir() else {}
+
+
+def derive_val(refs: list[ClipRef], speakers_of: dict[str, str], val_speakers: int) -> dict[str, str]:
+    """clip_id -> "val" for every clip of `val_speakers` train speakers, chosen by a hash of the speaker id
+    (stable, independent of the order of files), when the corpus has no val split of its own."""
+    if val_speakers <= 0 or any(r.split == "val" for r in refs):
+        return {}
+    train = sorted({speakers_of[r.clip_id] for r in refs if r.split == "train" and speakers_of.get(r.clip_id)})
+    if len(train) < 2:
+        return {}
+    train.sort(key=lambda s: hashlib.sha1(s.encode()).hexdigest())
+    chosen = set(train[: min(val_speakers, len(train) - 1)])
+    return {r.clip_id: "val" for r in refs if r.split == "train" and speakers_of.get(r.clip_id) in chosen}
+
+
+def build_manifest(
+    name: str,
+    root: Path,
+    lay: Layout,
+    out: Path,
+    refs: list[ClipRef],
+    records: dict[str, dict[str, Any]],
+    cfg: PrepareConfig,
+    *,
+    split_dir: str | os.PathLike | None = None,
+    val_speakers: int = 0,
+) -> dict[str, Any]:
+    """manifest.jsonl, rejects.jsonl and prepared.json from the finished records (deterministic: sorted, no
+    times), so an interrupted and resumed run writes the same files as an uninterrupted one."""
+    # imported here, not at the top: data.prepare's __init__ imports this module (data.prepare.run, .check)
+    from data.prepare.config import PREPARE_VERSION
+
+    speakers = {cid: rec.get("speaker_id") or "" for cid, rec in records.items()}
+    to_val = derive_val(refs, speakers, val_speakers)
+    entries: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    for ref in refs:
+        rec = records.get(ref.clip_id)
+        if rec is None:
+            continue
+        split = to_val.get(ref.clip_id, ref.split)
+        if rec["status"] != "ok":
+            rejects.append({"clip_id": ref.clip_id, "split": split, "reason": rec["reason"], "message": rec["message"]})
+            continue
+        if split not in SPLITS:
+            continue  # a split file that does not list this clip leaves it out
+        entries.append(
+            {
+                "clip_id": ref.clip_id,
+                "split": split,
+                "shard": 0,
+                "n_frames": rec["n_frames"],
+                "speaker_id": rec["speaker_id"],
+                "seconds": rec["seconds"],
+                "word": rec.get("word"),
+                "transcript": rec.get("transcript"),
+                "dir": rec["dir"],
+                "video": rec["video"],
+                "audio": rec["audio"],
+                "crops": rec["crops"],
+                "features": rec["features"],
+                "no_face_fraction": rec["no_face_fraction"],
+                "landmark_source": rec.get("landmark_source"),
+            }
+        )
+    assign_shards(entries, cfg.shard_clips)
+    write_manifest(out, entries)
+    write_bytes_if_changed(out / REJECTS, "".join(json.dumps(r) + "\n" for r in rejects).encode())
+    splits = Counter(e["split"] for e in entries)
+    reasons = Counter(r["reason"] for r in rejects)
+    sources = dict(sorted(Counter(e["landmark_source"] for e in entries).items()))
+    # the crops every accepted clip has: what data.corpus.PreparedCorpus can serve without preparing more
+    crops = set.intersection(*(set(e["crops"]) for e in entries)) if entries else set()
+    info = {
+        "dataset": name,
+        "layout": lay.name,
+        "root": str(root),
+        "version": PREPARE_VERSION,
+        "settings": cfg.recorded(),
+        "settings_hash": cfg.settings_hash(),
+        "crops": sorted(crops),
+        "landmark_sources": sources,
+        "counts": {
+            "clips": len(refs),
+            "accepted": len(entries),
+            "rejected": len(rejects),
+            "splits": {s: splits.get(s, 0) for s in SPLITS},
+            "frames": int(sum(e["n_frames"] for e in entries)),
+            "seconds": round(sum(e["n_frames"] for e in entries) / FPS, 2),
+            "reasons": dict(sorted(reasons.items())),
+            "speakers": {s: len({e["speaker_id"] for e in entries if e["split"] == s} - {""}) for s in SPLITS},
+        },
+        "split_files": split_file_hashes(root, split_dir),
+        "val_from_train_speakers": val_speakers if to_val else 0,
+    }
+    write_bytes_if_changed(out / INFO, (json.dumps(info, indent=1, sort_keys=True) + "\n").encode())
+    return {
+        "accepted": len(entries),
+        "rejected": dict(reasons),
+        "splits": {s: splits.get(s, 0) for s in SPLITS},
+        "landmark_sources": sources,
+    }

@@ -1,6 +1,7 @@
 """VoxCeleb2: `{dev,test}/mp4/idXXXXX/<youtube id>/NNNNN.mp4`, 224x224 25 fps, ~6k speakers, ~1.1M clips.
 
-Layout: `data.layouts.VoxCeleb2Layout` (dev = train, test = test; the official splits are speaker-disjoint);
+Layout: `data.layouts.VoxCeleb2Layout`; split rule `VOXCELEB2_PARTS` (dev = train, test = test; the official
+splits are speaker-disjoint; defined in `data.corpus_rules`, where the layout reads it, and re-exported here);
 `val_speakers` dev speakers become val. At this size training streams shards of the manifest
 (`streaming: true` in configs/datasets/voxceleb2.yaml): each DDP rank reads its own shards.
 """
@@ -8,6 +9,9 @@ Layout: `data.layouts.VoxCeleb2Layout` (dev = train, test = test; the official s
 from __future__ import annotations
 
 from data.corpus import PreparedCorpus
+from data.corpus_rules import VOXCELEB2_PARTS
+
+__all__ = ["VOXCELEB2_PARTS", "VoxCeleb2Corpus"]
 
 
 class VoxCeleb2Corpus(PreparedCorpus):

@@ -10,11 +10,15 @@ import abc
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
+
+if TYPE_CHECKING:
+    from data.corpus import LayoutCorpus
 
 
 @dataclass
@@ -31,7 +35,7 @@ class EvalSample:
     real: np.ndarray | None = None
     fake_landmarks: np.ndarray | None = None
     real_landmarks: np.ndarray | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ClipScoreError(ValueError):
@@ -60,7 +64,13 @@ class ClipMetric(Metric, abc.ABC):
     #: non-finite value means the evaluator broke on the clip, which is then a counted failure with the reason
     nan_outputs: tuple[str, ...] = ()
 
-    def __init__(self, **kwargs) -> None:
+    # states added in __init__ (torchmetrics keeps them as attributes): `values` / `index` are lists of per-update
+    # tensors in this process, one gathered tensor only inside a distributed `compute` (see `per_clip`)
+    values: list[torch.Tensor]
+    index: list[torch.Tensor]
+    n_failed: torch.Tensor
+
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.add_state("values", default=[], dist_reduce_fx="cat")
         self.add_state("index", default=[], dist_reduce_fx="cat")
@@ -69,7 +79,7 @@ class ClipMetric(Metric, abc.ABC):
         self.failures: list[tuple[str, str]] = []
         #: what produced the values (backbone arch, weights name, sha256, status official|calibrated|random):
         #: recorded in every result and part of the protocol hash; None for metrics without a network
-        self.evaluator_info: dict | None = None
+        self.evaluator_info: dict[str, Any] | None = None
 
     @abc.abstractmethod
     def score_clip(self, sample: EvalSample) -> Sequence[float]:
@@ -104,12 +114,15 @@ class ClipMetric(Metric, abc.ABC):
         self.n_failed += 1
         self.failures.append((clip_id, reason))
 
-    def restore(self, index: int, clip_id: str, *, values: Sequence[float] | None = None, failure: str | None = None):
+    def restore(
+        self, index: int, clip_id: str, *, values: Sequence[float] | None = None, failure: str | None = None
+    ) -> None:
         """Put back one clip scored by an earlier, interrupted run: its `values` (in `outputs` order), or the
         `failure` it was recorded with, exactly as `update` would have left them."""
         if failure is not None:
             self.record_failure(clip_id, failure)
             return
+        assert values is not None, "restore needs the clip's values or its failure"
         self.values.append(torch.tensor([[float(v) for v in values]], dtype=torch.float64))
         self.index.append(torch.tensor([index], dtype=torch.long))
 
@@ -127,9 +140,10 @@ class ClipMetric(Metric, abc.ABC):
         return idx[keep], vals[keep]
 
     @classmethod
-    def calibration_needed(cls, settings: dict, corpus) -> str | None:
-        """The `bench calibrate` step (a benchmark.calibrate.CALIBRATORS name) that must run on `corpus` before
-        this metric can be built with `settings` (its config section), or None. The runner runs it first."""
+    def calibration_needed(cls, settings: dict[str, Any], corpus: LayoutCorpus) -> str | list[str] | None:
+        """The `bench calibrate` step (a benchmark.calibrate.CALIBRATORS name; a list when several) that must run on
+        `corpus` before this metric can be built with `settings` (its config section), or None. The runner runs it
+        first."""
         return None
 
     def reset(self) -> None:
@@ -187,7 +201,17 @@ class SetMetric(Metric, abc.ABC):
     #: the metric's mode as recorded in results (e.g. the resize filter)
     mode: str | None = None
 
-    def __init__(self, *, allow_low_n: bool = False, **kwargs) -> None:
+    # states added in __init__ (or by torchmetrics' FrechetInceptionDistance, for a subclass of it)
+    real_features_sum: torch.Tensor
+    real_features_cov_sum: torch.Tensor
+    real_features_num_samples: torch.Tensor
+    fake_features_sum: torch.Tensor
+    fake_features_cov_sum: torch.Tensor
+    fake_features_num_samples: torch.Tensor
+    fake_clips: torch.Tensor
+    n_failed: torch.Tensor
+
+    def __init__(self, *, allow_low_n: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.allow_low_n = bool(allow_low_n)
         if "real_features_sum" not in self._defaults:  # torchmetrics' FID adds these itself
@@ -199,10 +223,10 @@ class SetMetric(Metric, abc.ABC):
         self.add_state("fake_clips", default=torch.tensor(0), dist_reduce_fx="sum")
         self.add_state("n_failed", default=torch.tensor(0), dist_reduce_fx="sum")
         self.failures: list[tuple[str, str]] = []
-        self.evaluator_info: dict | None = None
+        self.evaluator_info: dict[str, Any] | None = None
 
     @classmethod
-    def calibration_needed(cls, settings: dict, corpus) -> str | None:
+    def calibration_needed(cls, settings: dict[str, Any], corpus: LayoutCorpus) -> str | list[str] | None:
         """As ClipMetric.calibration_needed: FID/FVD backbones are official or seeded random, never calibrated."""
         return None
 
@@ -231,12 +255,15 @@ class SetMetric(Metric, abc.ABC):
         self.n_failed += 1
         self.failures.append((clip_id, reason))
 
-    def restore(self, index: int, clip_id: str, *, features: torch.Tensor | None = None, failure: str | None = None):
+    def restore(
+        self, index: int, clip_id: str, *, features: torch.Tensor | None = None, failure: str | None = None
+    ) -> None:
         """Put back one clip of an earlier, interrupted run: its generated-set `features` (read back from the
         feature cache), or the `failure` it was recorded with."""
         if failure is not None:
             self.record_failure(clip_id, failure)
         else:
+            assert features is not None, "restore needs the clip's features or its failure"
             self.update([ClipFeatures(index=index, clip_id=clip_id, features=features)])
 
     def update(self, items: Sequence[EvalSample | ClipFeatures]) -> None:
@@ -257,9 +284,9 @@ class SetMetric(Metric, abc.ABC):
             return
         for f in self.clip_features_batch([s.fake for s in pending]):
             self._add(f, False)
-        with_real = [s for s in pending if s.real is not None]
-        if with_real:
-            for f in self.clip_features_batch([s.real for s in with_real]):
+        reals = [s.real for s in pending if s.real is not None]
+        if reals:
+            for f in self.clip_features_batch(reals):
                 self._add(f, True)
 
     def n_clips(self) -> int:

@@ -7,13 +7,13 @@ Functional core: `metrics.functional.blinks`; landmarks from `metrics.backbones.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
 from torchmetrics.utilities import dim_zero_cat
 
 from data.clip import FPS
-from metrics.backbones.landmarks import LandmarkClipMetric
 from metrics.base import ClipScoreError, EvalSample
 from metrics.functional.blinks import (
     PAPER_THRESHOLD,
@@ -23,6 +23,7 @@ from metrics.functional.blinks import (
     detect_blinks,
     eye_aspect_ratio,
 )
+from metrics.landmarks import LandmarkClipMetric
 
 _KEY_STRIDE = 1 << 20  # more blinks than any clip has; float64 keys stay exact for 8e9 clips
 
@@ -42,6 +43,8 @@ class BlinkMetrics(LandmarkClipMetric):
     nan_outputs = ("blink_dur",)  # a clip without blinks has no duration
     higher_is_better = None
     config_section = "blinks"
+    durations: list[torch.Tensor]  # torchmetrics states (lists until a distributed gather concatenates them)
+    duration_keys: list[torch.Tensor]
 
     def __init__(
         self,
@@ -49,7 +52,7 @@ class BlinkMetrics(LandmarkClipMetric):
         threshold: float = PAPER_THRESHOLD,
         distance: int = PEAK_DISTANCE,
         fps: float = FPS,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.mode = check_mode(mode)
@@ -64,7 +67,7 @@ class BlinkMetrics(LandmarkClipMetric):
         self.add_state("duration_keys", default=[], dist_reduce_fx="cat")
         self.set_dtype(torch.float64)
         self.events: dict[str, list[dict[str, int]]] = {}
-        self.evaluator_info = {**self.evaluator_info, "blink_mode": self.mode, "threshold": self.threshold}
+        self.evaluator_info = {**(self.evaluator_info or {}), "blink_mode": self.mode, "threshold": self.threshold}
 
     def score_clip(self, sample: EvalSample) -> tuple[float, float, float, float]:
         lm = self.landmarks_of(sample, "fake")

@@ -6,6 +6,8 @@ SciPy). No network, no landmarks: a per-frame no-reference measure averaged over
 
 from __future__ import annotations
 
+from typing import Any
+
 from metrics.base import ClipMetric, ClipScoreError, EvalSample
 from metrics.functional.cpbd import video_cpbd
 
@@ -18,7 +20,7 @@ class CPBD(ClipMetric):
     higher_is_better = True
     config_section = "cpbd"
 
-    def __init__(self, stride: int = 1, **kwargs) -> None:
+    def __init__(self, stride: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")

@@ -8,11 +8,13 @@ one-shot generator is given, by default). CSIM of a clip with itself is 1 with `
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from metrics.backbones.face_embed import DlibFaceEmbedder, cosine
-from metrics.backbones.landmarks import LandmarkClipMetric
 from metrics.base import ClipScoreError, EvalSample
+from metrics.landmarks import LandmarkClipMetric
 
 REFERENCES = ("paired", "identity_frame")
 
@@ -26,7 +28,7 @@ class IdentitySimilarity(LandmarkClipMetric):
     higher_is_better = True
     config_section = "csim"
 
-    def __init__(self, frames: int = 4, reference: str = "paired", **kwargs) -> None:
+    def __init__(self, frames: int = 4, reference: str = "paired", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
@@ -34,7 +36,7 @@ class IdentitySimilarity(LandmarkClipMetric):
             raise ValueError(f"frames must be >= 1, got {frames}")
         self.frames, self.reference = int(frames), reference
         self.embedder = DlibFaceEmbedder()
-        self.evaluator_info = {**self.evaluator_info, "face_embedder": self.embedder.info}
+        self.evaluator_info = {**(self.evaluator_info or {}), "face_embedder": self.embedder.info}
 
     def score_clip(self, sample: EvalSample) -> tuple[float]:
         if sample.real is None:

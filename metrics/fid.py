@@ -7,14 +7,15 @@ frames as torch-fidelity does, scale `(x - 128) / 128`, and use the 2048-d pool3
 float64 (DDP adds them); the distance uses the symmetric matrix square root (`metrics.functional.frechet`).
 
 Frames: every frame of every clip (`frame_stride: 1`, the paper protocols); the synthetic corpus's CPU protocol
-takes every `frame_stride`-th frame (configs/metrics/default.yaml `fid.synthetic`), recorded in the evaluator info
-and the protocol. Without the official weights the Inception is seeded random init and the numbers are recorded
-with status "random": they rank runs of one protocol against each other, they are not FID.
+takes every 10th frame (`fid.frame_stride` in the `metrics:` block of configs/datasets/synthetic.yaml), recorded in
+the evaluator info and the protocol. Without the official weights the Inception is seeded random init and the
+numbers are recorded with status "random": they rank runs of one protocol against each other, they are not FID.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from torchmetrics.image.fid import FrechetInceptionDistance as _TorchmetricsFID
 from metrics.backbones.inception import FEATURE_DIM, FIDInceptionV3, load_evaluator_weights
 from metrics.base import ClipScoreError, SetMetric
 
+if TYPE_CHECKING:
+    from data.corpus import LayoutCorpus
+
 OFFICIAL_WEIGHTS = "pt_inception-2015-12-05-6726825d"
 HOW_TO_GET = (
     "Download pt_inception-2015-12-05-6726825d.pth from "
@@ -30,30 +34,17 @@ HOW_TO_GET = (
     "(or torch-fidelity's weights-inception-2015-12-05-6726825d.pth), then "
     "`bench weights import pt_inception-2015-12-05-6726825d.pth --as pt_inception-2015-12-05-6726825d`."
 )
-#: keys of a `synthetic:` override block (configs/metrics/default.yaml)
-PROTOCOL_KEYS = ("frame_stride", "max_frames", "allow_low_n")
 
 
-def resolve_protocol(settings: dict, synthetic: dict | None, corpus) -> dict:
-    """The frame-selection settings in force: `settings`, with the `synthetic` block on the synthetic corpus."""
-    from data.corpus import SyntheticCorpus
-
-    out = dict(settings)
-    if synthetic and isinstance(corpus, SyntheticCorpus):
-        unknown = sorted(set(synthetic) - set(out))
-        if unknown:
-            raise ValueError(f"unknown keys in the synthetic override block: {unknown}; valid: {sorted(out)}")
-        out.update(synthetic)
-    return out
-
-
-class FrechetInceptionDistance(SetMetric, _TorchmetricsFID):
+# SetMetric's update/compute take EvalSamples and return a dict; torchmetrics' FID's take images and a tensor
+class FrechetInceptionDistance(SetMetric, _TorchmetricsFID):  # type: ignore[misc]
     """FID between the frames of the generated clips and the frames of the real test clips.
 
     Inputs: EvalSample (`fake`, and `real` when present) or ClipFeatures. weights: registered name, "auto"
     (official when registered, else random) or "random"; seed: random-init seed; frame_stride / max_frames:
     which frames of each clip (1 / None = all); batch_size: frames per Inception forward; allow_low_n: compute
-    even with fewer than 2049 frames per set (recorded); synthetic: overrides for the synthetic corpus.
+    even with fewer than 2049 frames per set (recorded). corpus: accepted (the runner passes it), not used: a
+    corpus's own frame selection arrives in these settings from its dataset config.
     """
 
     outputs: tuple[str, ...] = ("fid_tf1",)
@@ -73,16 +64,12 @@ class FrechetInceptionDistance(SetMetric, _TorchmetricsFID):
         max_frames: int | None = None,
         batch_size: int = 32,
         allow_low_n: bool = False,
-        synthetic: dict | None = None,
-        corpus=None,
+        corpus: LayoutCorpus | None = None,
         device: str | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
-        p = resolve_protocol(
-            {"frame_stride": frame_stride, "max_frames": max_frames, "allow_low_n": allow_low_n}, synthetic, corpus
-        )
-        if int(p["frame_stride"]) < 1 or (p["max_frames"] is not None and int(p["max_frames"]) < 1):
-            raise ValueError(f"frame_stride and max_frames must be >= 1, got {p['frame_stride']}, {p['max_frames']}")
+        if int(frame_stride) < 1 or (max_frames is not None and int(max_frames) < 1):
+            raise ValueError(f"frame_stride and max_frames must be >= 1, got {frame_stride}, {max_frames}")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         net = FIDInceptionV3(self.resize)
@@ -93,11 +80,11 @@ class FrechetInceptionDistance(SetMetric, _TorchmetricsFID):
             net = net.to(device)
         # torchmetrics keeps the real statistics across reset(): the real set is fixed, the generated one changes
         super().__init__(
-            allow_low_n=bool(p["allow_low_n"]), feature=net, reset_real_features=False, normalize=False, **kwargs
+            allow_low_n=bool(allow_low_n), feature=net, reset_real_features=False, normalize=False, **kwargs
         )
         self.mode = self.resize
-        self.frame_stride = int(p["frame_stride"])
-        self.max_frames = None if p["max_frames"] is None else int(p["max_frames"])
+        self.frame_stride = int(frame_stride)
+        self.max_frames = None if max_frames is None else int(max_frames)
         self.batch_size = int(batch_size)
         self.device_name = device
         self.evaluator_info = {

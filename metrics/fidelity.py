@@ -13,6 +13,7 @@ averaged over the clip's frames; the reported value is the mean over clips (docs
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,7 +70,7 @@ class FidelityScores(ClipMetric):
     higher_is_better = True
     config_section = "fidelity"
 
-    def __init__(self, batch_size: int = 64, precision: str = "float32", **kwargs) -> None:
+    def __init__(self, batch_size: int = 64, precision: str = "float32", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -91,6 +92,7 @@ class FidelityScores(ClipMetric):
 
     def score_clip(self, sample: EvalSample) -> tuple[float, float]:
         self._check(sample)
+        assert sample.real is not None  # _check refused clips without one
         psnr, ssim = frame_psnr_ssim(sample.fake, sample.real, self.batch_size, self.precision)
         return float(psnr.mean()), float(ssim.mean())
 
@@ -104,7 +106,7 @@ class FidelityScores(ClipMetric):
                 continue
             ok.append(sample)
         # frames of every clip of one shape go through torchmetrics together, then split back per clip
-        by_shape: dict[tuple, list[EvalSample]] = {}
+        by_shape: dict[tuple[int, ...], list[EvalSample]] = {}
         for sample in ok:
             by_shape.setdefault(sample.fake.shape[1:], []).append(sample)
         for group in by_shape.values():

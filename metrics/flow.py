@@ -6,6 +6,9 @@ Both are `match_gt` metrics: a generated video should be as smooth as the real o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 
 from metrics.base import ClipMetric, ClipScoreError, EvalSample
 from metrics.functional.flow import MODES, frame_mse, optical_flow_magnitude
@@ -29,7 +32,7 @@ class OpticalFlowMagnitude(ClipMetric):
     higher_is_better = None
     config_section = "flow"  # configs/metrics/default.yaml section holding its settings
 
-    def __init__(self, mode: str = "paper", workers: int = 2, **kwargs) -> None:
+    def __init__(self, mode: str = "paper", workers: int = 2, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mode = _checked_mode(mode)
         if workers < 1:
@@ -41,7 +44,7 @@ class OpticalFlowMagnitude(ClipMetric):
             raise ClipScoreError(f"OFM needs at least 2 frames, clip has {sample.fake.shape[0]}")
         return (optical_flow_magnitude(sample.fake, self.mode),)
 
-    def score_clips(self, samples: Sequence[EvalSample]) -> list:
+    def score_clips(self, samples: Sequence[EvalSample]) -> list[Sequence[float] | ClipScoreError]:
         # Farneback is single-threaded per frame pair and dominates the cost: clips go to a process pool
         if self.workers == 1 or len(samples) < 2:
             return super().score_clips(samples)
@@ -52,7 +55,7 @@ class OpticalFlowMagnitude(ClipMetric):
             return list(pool.map(_ofm_or_error, [(s.fake, self.mode) for s in samples]))
 
 
-def _ofm_or_error(job: tuple) -> tuple[float] | ClipScoreError:
+def _ofm_or_error(job: tuple[np.ndarray, str]) -> tuple[float] | ClipScoreError:
     video, mode = job
     if video.shape[0] < 2:
         return ClipScoreError(f"OFM needs at least 2 frames, clip has {video.shape[0]}")
@@ -70,7 +73,7 @@ class FrameMSE(ClipMetric):
     higher_is_better = None
     config_section = "flow"
 
-    def __init__(self, mode: str = "paper", workers: int = 2, **kwargs) -> None:
+    def __init__(self, mode: str = "paper", workers: int = 2, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mode = _checked_mode(mode)  # `workers` is OFM's (they share the `flow` config section)
 

@@ -18,6 +18,7 @@ eps 1e-5 as VideoGPT/TATS evaluate it), else a seeded random init recorded with 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,7 +26,9 @@ import torch
 from metrics.backbones.i3d import BN_EPS, FEATURE_DIM, StateDictI3D, TorchScriptI3D, build_i3d
 from metrics.backbones.inception import load_evaluator_weights
 from metrics.base import ClipScoreError, SetMetric
-from metrics.fid import resolve_protocol
+
+if TYPE_CHECKING:
+    from data.corpus import LayoutCorpus
 
 TORCHSCRIPT_WEIGHTS = "i3d_torchscript"
 STATE_DICT_WEIGHTS = "i3d_pretrained_400"
@@ -43,7 +46,8 @@ class FrechetVideoDistance(SetMetric):
     weights: registered name, "auto" or "random"; seed: random-init seed; window_stride: None (one window per
     clip, at frame 0) or the step between window starts; max_windows: cap per clip; bn_eps: BatchNorm epsilon of
     the state-dict I3D (1e-5 VideoGPT/TATS, 1e-3 piergiaj); batch_size: windows per I3D forward; allow_low_n:
-    compute with fewer than 401 windows per set (recorded); synthetic: overrides for the synthetic corpus.
+    compute with fewer than 401 windows per set (recorded). A corpus's own settings arrive in these from its
+    dataset config (configs/datasets/<name>.yaml `metrics:`).
     """
 
     outputs = ("fvd_16f",)
@@ -65,27 +69,23 @@ class FrechetVideoDistance(SetMetric):
         bn_eps: float = BN_EPS["videogpt"],
         batch_size: int = 4,
         allow_low_n: bool = False,
-        synthetic: dict | None = None,
-        corpus=None,
+        corpus: LayoutCorpus | None = None,
         device: str | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
-        p = resolve_protocol(
-            {"window_stride": window_stride, "max_windows": max_windows, "allow_low_n": allow_low_n},
-            synthetic,
-            corpus,
-        )
-        for key in ("window_stride", "max_windows"):
-            if p[key] is not None and int(p[key]) < 1:
-                raise ValueError(f"{key} must be >= 1 or null, got {p[key]}")
+        for key, value in (("window_stride", window_stride), ("max_windows", max_windows)):
+            if value is not None and int(value) < 1:
+                raise ValueError(f"{key} must be >= 1 or null, got {value}")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        super().__init__(allow_low_n=bool(p["allow_low_n"]), **kwargs)
+        super().__init__(allow_low_n=bool(allow_low_n), **kwargs)
         from metrics import weights as store
 
         if weights == "auto":
             registered = store.list_weights()
             weights = next((w for w in (TORCHSCRIPT_WEIGHTS, STATE_DICT_WEIGHTS) if w in registered), "random")
+        self.i3d: TorchScriptI3D | StateDictI3D
+        info: dict[str, Any]
         if weights != "random" and _is_torchscript_entry(weights):
             path, entry = store.resolve(weights, HOW_TO_GET.get(weights, ""))
             self.i3d = TorchScriptI3D(path)
@@ -108,8 +108,8 @@ class FrechetVideoDistance(SetMetric):
         if device is not None:
             self.i3d = self.i3d.to(device)
         self.device_name = device
-        self.window_stride = None if p["window_stride"] is None else int(p["window_stride"])
-        self.max_windows = None if p["max_windows"] is None else int(p["max_windows"])
+        self.window_stride = None if window_stride is None else int(window_stride)
+        self.max_windows = None if max_windows is None else int(max_windows)
         self.batch_size = int(batch_size)
         self.evaluator_info = {
             **info,

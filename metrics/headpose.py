@@ -6,9 +6,9 @@ ground truth. Functional core: `metrics.functional.headpose` (solvePnP of six la
 
 from __future__ import annotations
 
-from metrics.backbones.landmarks import LandmarkClipMetric
 from metrics.base import ClipScoreError, EvalSample
 from metrics.functional.headpose import head_angles, pose_variation
+from metrics.landmarks import LandmarkClipMetric
 
 
 class HeadPoseVariation(LandmarkClipMetric):

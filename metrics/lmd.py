@@ -6,9 +6,11 @@ Functional core: `metrics.functional.lmd`; landmarks of both clips from the same
 
 from __future__ import annotations
 
-from metrics.backbones.landmarks import LandmarkClipMetric
+from typing import Any
+
 from metrics.base import ClipScoreError, EvalSample
 from metrics.functional.lmd import POINT_SETS, landmark_distance
+from metrics.landmarks import LandmarkClipMetric
 
 
 class LandmarkDistance(LandmarkClipMetric):
@@ -21,7 +23,7 @@ class LandmarkDistance(LandmarkClipMetric):
     higher_is_better = False
     config_section = "lmd"
 
-    def __init__(self, points: str = "mouth", scale: float = 128.0, centre: bool = False, **kwargs) -> None:
+    def __init__(self, points: str = "mouth", scale: float = 128.0, centre: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if points not in POINT_SETS:
             raise ValueError(f"points must be one of {sorted(POINT_SETS)}, got {points!r}")

@@ -17,7 +17,7 @@ import os
 import pickle
 import types
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -94,7 +94,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         return obj if obj is not None else _foreign(module, name)
 
 
-def _restricted_load(file, **kwargs) -> Any:
+def _restricted_load(file: IO[bytes], **kwargs: Any) -> Any:
     return RestrictedUnpickler(file, **kwargs).load()
 
 
@@ -105,7 +105,7 @@ restricted_pickle = types.SimpleNamespace(
 )
 
 
-def is_torchscript(path: str | os.PathLike) -> bool:
+def is_torchscript(path: str | os.PathLike[str]) -> bool:
     """A TorchScript archive (constants.pkl and code/ beside data.pkl), not a torch.save file."""
     import zipfile
 
@@ -115,7 +115,7 @@ def is_torchscript(path: str | os.PathLike) -> bool:
         return any(name.endswith("/constants.pkl") or name == "constants.pkl" for name in zf.namelist())
 
 
-def load_checkpoint_file(path: str | os.PathLike, *, mmap: bool = False) -> tuple[Any, bool]:
+def load_checkpoint_file(path: str | os.PathLike[str], *, mmap: bool = False) -> tuple[Any, bool]:
     """(payload, restricted) of a pickled checkpoint on the CPU; `restricted` is True when foreign classes in it
     were replaced by `ForeignObject`s. CheckpointReadError naming the file when it cannot be read."""
     path = Path(path)

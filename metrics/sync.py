@@ -7,22 +7,26 @@ syncnet_python's "min dist". Their scale depends on the evaluator: raw 1024-d em
 unit vectors (distances in [0, 2]) for the calibrated small evaluator, so results are comparable only for the
 same evaluator weights (recorded in ``evaluator_info``).
 
-Which network scores (`metrics.sync.evaluator`): a registered weights name; `auto` = the official syncnet_v2 on a
-real corpus (an error when it is not imported: a stand-in calibrated for minutes on the corpus itself must be
-chosen knowingly) and the SyncNet calibrated on the synthetic corpus there (syncnet_v2 never saw cartoon faces);
-`calibrated` = the SyncNet calibrated on the corpus being scored, on any corpus. A calibrated evaluator that does
-not exist yet is trained first by `bench calibrate --what sync` (the runner does it: `calibration_needed`).
+Which network scores (`metrics.sync.evaluator`): a registered weights name; `auto` = the official syncnet_v2, on
+any corpus (an error when it is not imported: a stand-in calibrated for minutes on the corpus itself must be
+chosen knowingly); `calibrated` = the SyncNet calibrated on the corpus being scored. A corpus whose faces
+syncnet_v2 never saw chooses `calibrated` in its dataset config (configs/datasets/synthetic.yaml `metrics:`), so
+that choice is recorded with the settings. A calibrated evaluator that does not exist yet is trained first by
+`bench calibrate --what sync` (the runner does it: `calibration_needed`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from metrics import weights as store
 from metrics.base import ClipMetric, ClipScoreError, EvalSample
 from metrics.functional.sync import BATCH_SIZE, VSHIFT, check_crop, sync_scores
+
+if TYPE_CHECKING:
+    from data.corpus import LayoutCorpus
 
 OFFICIAL = "syncnet_v2"
 #: network-name prefix of SyncNets calibrated on a corpus (benchmark.calibrate registers them)
@@ -35,16 +39,12 @@ HOW_TO_GET = (
 )
 
 
-def _is_synthetic(corpus) -> bool:
-    return getattr(corpus, "synth_config", None) is not None
-
-
-def resolve_sync_evaluator(choice: str, corpus) -> str | None:
+def resolve_sync_evaluator(choice: str, corpus: LayoutCorpus | None) -> str | None:
     """The registered weights name `metrics.sync.evaluator: choice` stands for on `corpus` (see the module doc);
     None when it is a calibration of this corpus that does not exist yet."""
     if choice not in ("auto", "calibrated"):
         return choice
-    if choice == "auto" and not _is_synthetic(corpus):
+    if choice == "auto":
         if OFFICIAL in store.list_weights():
             return OFFICIAL
         where = f"corpus {corpus.name!r}" if corpus is not None else "this corpus"
@@ -106,14 +106,14 @@ class SyncNetScores(ClipMetric):
         self,
         evaluator: nn.Module | str = "auto",
         *,
-        corpus=None,
+        corpus: LayoutCorpus | None = None,
         crop: str = "wholeframe",
         vshift: int = VSHIFT,
         batch_size: int = BATCH_SIZE,
         device: str | None = None,
         weights_name: str | None = None,
         weights_sha256: str | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.crop = check_crop(crop)
@@ -146,7 +146,7 @@ class SyncNetScores(ClipMetric):
         }
 
     @classmethod
-    def calibration_needed(cls, settings: dict, corpus) -> str | None:
+    def calibration_needed(cls, settings: dict[str, Any], corpus: LayoutCorpus) -> str | None:
         """`sync` when the configured evaluator is a calibration of `corpus` that does not exist yet (raises,
         before anything runs, when a real corpus would silently fall back to a calibrated stand-in)."""
         choice = settings.get("evaluator", "auto")

@@ -99,7 +99,8 @@ class WeightsEntry:
         otherwise): only `official` goes unmarked in tables."""
         if self.calibrated:
             return "calibrated"
-        return {True: "official", False: "unofficial"}.get(self.meta.get("sha256_official"), "unverified")
+        labels: dict[bool | None, str] = {True: "official", False: "unofficial"}
+        return labels.get(self.meta.get("sha256_official"), "unverified")
 
     @property
     def identity(self) -> str:
@@ -132,7 +133,12 @@ def _save_registry(entries: dict[str, WeightsEntry]) -> None:
 
 
 def register_file(
-    path: str | Path, name: str, network: str, source: str, calibrated: bool = False, meta: dict | None = None
+    path: str | Path,
+    name: str,
+    network: str,
+    source: str,
+    calibrated: bool = False,
+    meta: dict[str, Any] | None = None,
 ) -> WeightsEntry:
     """Copy `path` into the store as `<name><suffix>` and record its sha256."""
     path = Path(path)
@@ -162,7 +168,9 @@ def register_file(
     return entry
 
 
-def register_object(obj: Any, name: str, network: str, source: str, calibrated: bool, meta: dict | None = None):
+def register_object(
+    obj: Any, name: str, network: str, source: str, calibrated: bool, meta: dict[str, Any] | None = None
+) -> WeightsEntry:
     """torch.save `obj` (tensors and plain containers only) and register it as `name` (`{content8}` in the name is
     replaced by the first 8 hex digits of its content digest)."""
     weights_dir().mkdir(parents=True, exist_ok=True)
@@ -216,7 +224,7 @@ def newest(prefix: str) -> WeightsEntry | None:
     return max(matches, key=lambda e: e.registered) if matches else None
 
 
-def find_calibrated(corpus_fingerprint: str, network_prefix: str) -> WeightsEntry | None:
+def find_calibrated(corpus_fingerprint: dict[str, Any], network_prefix: str) -> WeightsEntry | None:
     """The newest weights calibrated on exactly this corpus (same clip list) for a network named `network_prefix*`."""
     matches = [
         e

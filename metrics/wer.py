@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from metrics import weights as store
 from metrics.backbones.lipreader import (
     LRW_500_WORDS,
     Lipreader,
+    LipreaderConfig,
     build_lipreader,
     lipreader_from_config,
     load_lipreader_weights,
@@ -41,6 +42,10 @@ from metrics.backbones.lipreader import (
 from metrics.base import ClipMetric, ClipScoreError, EvalSample
 from metrics.functional.mouth import mouth_crops, pad_batch, word_frames
 
+if TYPE_CHECKING:
+    from data.corpus import LayoutCorpus
+    from metrics.backbones.landmarks import LandmarkBackend
+
 LEVELS = ("word", "sentence")
 WINDOWS = ("word", "clip")
 LANDMARK_SOURCES = ("reference", "fake")
@@ -48,6 +53,7 @@ CALIBRATION = "lipreader"  # benchmark.calibrate.CALIBRATORS entry that trains o
 CALIBRATED_PREFIX = "lipreader_"  # network names of calibrated lipreaders: lipreader_<preset>
 # official LRW checkpoints (benchmark.weights.KNOWN names) -> the preset they load into
 OFFICIAL = {"lrw_resnet18_mstcn": "lrw_resnet18_mstcn", "lrw_resnet18_mstcn_prelu": "lrw_resnet18_mstcn_prelu"}
+OFFICIAL_DEFAULT = "lrw_resnet18_mstcn"  # what `evaluator: auto` falls back to without a calibration of the corpus
 
 
 class SentenceLipreader(Protocol):
@@ -66,20 +72,16 @@ class SentenceLipreader(Protocol):
 SENTENCE_LIPREADERS: dict[str, str] = {}
 
 
-def _import(target: str):
+def _import(target: str) -> Any:
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
-
-
-def _is_synthetic(corpus) -> bool:
-    return getattr(corpus, "synth_config", None) is not None
 
 
 def _labels_digest(labels: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(labels).encode()).hexdigest()[:16]
 
 
-def load_lipreader(name: str) -> tuple[Lipreader, dict]:
+def load_lipreader(name: str) -> tuple[Lipreader, dict[str, Any]]:
     """The lipreader registered as `name` (official LRW checkpoint or calibrated here) and its evaluator info."""
     hint = (
         f"Calibrate one with `bench calibrate --what {CALIBRATION}`, or import an official LRW checkpoint "
@@ -103,18 +105,20 @@ def load_lipreader(name: str) -> tuple[Lipreader, dict]:
     return net, {**info, "source": entry.source}
 
 
-def resolve_lipreader_name(evaluator: str, corpus) -> str | None:
-    """The registered lipreader `evaluator: auto` means for `corpus`: one calibrated on this corpus, else the
-    official LRW MS-TCN for a real corpus; None when neither exists (calibration is needed)."""
-    if evaluator != "auto":
+def resolve_lipreader_name(evaluator: str, corpus: LayoutCorpus | None) -> str | None:
+    """The registered lipreader `evaluator` stands for on `corpus`: `calibrated` = the one calibrated on this
+    corpus; `auto` = that one, else the official LRW MS-TCN when registered; any other value is a registered name.
+    None when the choice needs a calibration that does not exist yet. A corpus that does not speak LRW's 500 words
+    (the synthetic one) chooses `calibrated` in its dataset config (configs/datasets/synthetic.yaml `metrics:`)."""
+    if evaluator not in ("auto", "calibrated"):
         return evaluator
     if corpus is not None:
         entry = store.find_calibrated(corpus.fingerprint(), CALIBRATED_PREFIX)
         if entry is not None:
             return entry.name
-    if corpus is not None and _is_synthetic(corpus):
-        return None  # LRW's 500 words are not the synthetic vocabulary
-    return "lrw_resnet18_mstcn" if "lrw_resnet18_mstcn" in store.list_weights() else None
+    if evaluator == "calibrated":
+        return None
+    return OFFICIAL_DEFAULT if OFFICIAL_DEFAULT in store.list_weights() else None
 
 
 class LipreaderWER(ClipMetric):
@@ -122,12 +126,13 @@ class LipreaderWER(ClipMetric):
 
     corpus: the corpus being scored (its clips' words, word timings and transcripts are the references, looked
     up by clip id; EvalSample.extra["word" | "word_span" | "transcript"] take precedence); evaluator: registered
-    weights name or "auto"; network: a lipreader module to use instead (tests, custom models; its
-    `evaluator_status` attribute, default "random", is recorded); level: word | sentence; sentence_model /
-    sentence_kwargs: a SENTENCE_LIPREADERS entry and its arguments; window: word | clip; margin_frames: frames
-    around the word; landmarks: reference | fake; landmark_backend: the `metrics.backbones.landmarks` backend
-    (auto | dlib | fan | file | learned) used when the sample carries no landmarks; batch_size: clips per network
-    call; calibrate: settings of `bench calibrate --what lipreader` (not used for scoring).
+    weights name, "auto" or "calibrated" (resolve_lipreader_name); network: a lipreader module to use instead
+    (tests, custom models; its `evaluator_status` attribute, default "random", is recorded); level: word |
+    sentence; sentence_model / sentence_kwargs: a SENTENCE_LIPREADERS entry and its arguments; window: word | clip;
+    margin_frames: frames around the word; landmarks: reference | fake; landmark_backend: the
+    `metrics.backbones.landmarks` backend (auto = dlib | fan | file | learned) used when the sample carries no
+    landmarks; batch_size: clips per network call; calibrate: settings of `bench calibrate --what lipreader` (not
+    used for scoring).
     Values per clip: (wer, ref_words); the reported `wer` is sum(wer_i * ref_words_i) / sum(ref_words_i).
     """
 
@@ -139,7 +144,7 @@ class LipreaderWER(ClipMetric):
 
     def __init__(
         self,
-        corpus=None,
+        corpus: LayoutCorpus | None = None,
         *,
         evaluator: str = "auto",
         network: nn.Module | None = None,
@@ -152,8 +157,8 @@ class LipreaderWER(ClipMetric):
         landmark_backend: str = "auto",
         batch_size: int = 8,
         device: str | None = None,
-        calibrate: dict | None = None,
-        **kwargs,
+        calibrate: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         for value, allowed, what in (
@@ -168,7 +173,8 @@ class LipreaderWER(ClipMetric):
         self.corpus = corpus
         self.level, self.window, self.landmark_source = level, window, landmarks
         self.margin_frames, self.batch_size = int(margin_frames), int(batch_size)
-        self.landmark_backend, self._backend = landmark_backend, None
+        self.landmark_backend = landmark_backend
+        self._backend: LandmarkBackend | None = None
         self._refs: dict[str, Any] = {}
         self.mode = level
         if level == "sentence":
@@ -177,10 +183,12 @@ class LipreaderWER(ClipMetric):
             if sentence_model not in SENTENCE_LIPREADERS:
                 known = ", ".join(sorted(SENTENCE_LIPREADERS)) or "none registered"
                 raise KeyError(f"unknown sentence lipreader {sentence_model!r}; registered: {known}")
-            self.sentence = _import(SENTENCE_LIPREADERS[sentence_model])(**(sentence_kwargs or {}))
-            self.net = None
+            self.sentence: SentenceLipreader | None = _import(SENTENCE_LIPREADERS[sentence_model])(
+                **(sentence_kwargs or {})
+            )
+            self.net: nn.Module | None = None
             self.crop_size = int(self.sentence.crop_size)
-            info = {"arch": f"sentence:{sentence_model}", "weights": None, "sha256": None}
+            info: dict[str, Any] = {"arch": f"sentence:{sentence_model}", "weights": None, "sha256": None}
             info["status"] = getattr(self.sentence, "evaluator_status", "official")
         else:
             self.sentence = None
@@ -202,7 +210,7 @@ class LipreaderWER(ClipMetric):
                 network = network.to(device)
             network.eval().requires_grad_(False)
             self.net = network
-            cfg = network.cfg
+            cfg = cast(LipreaderConfig, network.cfg)
             if not cfg.labels:
                 raise ValueError("the lipreader has no labels (class names): cannot compare with words")
             self.labels = {w: i for i, w in enumerate(cfg.labels)}
@@ -224,15 +232,16 @@ class LipreaderWER(ClipMetric):
         return self
 
     @classmethod
-    def calibration_needed(cls, settings: dict, corpus) -> str | None:
-        if settings.get("level", "word") != "word" or settings.get("evaluator", "auto") != "auto":
+    def calibration_needed(cls, settings: dict[str, Any], corpus: LayoutCorpus) -> str | None:
+        evaluator = settings.get("evaluator", "auto")
+        if settings.get("level", "word") != "word" or evaluator not in ("auto", "calibrated"):
             return None
-        return CALIBRATION if resolve_lipreader_name("auto", corpus) is None else None
+        return CALIBRATION if resolve_lipreader_name(evaluator, corpus) is None else None
 
     # ------------------------------------------------------------------ references
 
     def _reference(self, sample: EvalSample) -> dict[str, Any]:
-        ref = {k: sample.extra[k] for k in ("word", "word_span", "transcript") if k in sample.extra}
+        ref: dict[str, Any] = {k: sample.extra[k] for k in ("word", "word_span", "transcript") if k in sample.extra}
         if ("word" in ref and self.level == "word") or ("transcript" in ref and self.level == "sentence"):
             return ref
         if self.corpus is not None and sample.clip_id not in self._refs:
@@ -296,11 +305,13 @@ class LipreaderWER(ClipMetric):
     def _score(self, prepared: Sequence[tuple[np.ndarray, Any]]) -> list[tuple[float, float]]:
         x, lengths = pad_batch([c for c, _ in prepared])
         if self.level == "word":
+            assert self.net is not None  # a word-level WER always has its network
             dev = next(self.net.parameters()).device
             pred = self.net(x.to(dev), lengths.to(dev)).argmax(1).cpu().tolist()
             return [(float(p != t), 1.0) for p, (_, t) in zip(pred, prepared)]
         import jiwer
 
+        assert self.sentence is not None  # level == "sentence"
         hyps = self.sentence.transcribe(x, lengths)
         out = []
         for hyp, (_, ref) in zip(hyps, prepared):

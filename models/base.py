@@ -45,6 +45,11 @@ class TalkingFaceModule(L.LightningModule):
     redraws_faces: ClassVar[bool] = False
     # inference.py --pads (top, bottom, left, right) added to a detected face box by `bench generate`
     default_pads: ClassVar[tuple[int, int, int, int]] = (0, 0, 0, 0)
+    # evaluator family (a metric registry `evaluator` key, e.g. "syncnet") -> the network of that family the model
+    # is trained against: tables mark the cells such a relative scored, since they flatter the model
+    trained_against: ClassVar[dict[str, str]] = {}
+    # the instance of `config_class` the module was built with
+    cfg: Any
 
     # What a subclass defines (declared, not implemented, here; __init_subclass__ checks they exist):
     # frames uint8 [B, T, H, W, 3] of checked inputs; `seed` is one int per clip (models.common.inputs.clip_seeds)

@@ -29,11 +29,11 @@ import torch
 from torch import nn
 
 from metrics.safe_load import CheckpointReadError, is_torchscript, load_checkpoint_file
+from models.common.config import Presets
 
 LIGHTNING_NET_PREFIX = "net."  # attribute holding the network in every talkbench LightningModule
 _DATAPARALLEL_PREFIX = "module."
 _SHOW = 3  # how many offending keys an error message names
-_HINT_PRESETS = ("paper", "tiny")  # presets every talkbench model config defines
 
 
 class CheckpointError(ValueError):
@@ -121,11 +121,12 @@ def load_official_state_dict(path: str | os.PathLike, *, prefix: str | None = No
         and any(k.startswith(LIGHTNING_NET_PREFIX) for k in sd)
     ):
         prefix = LIGHTNING_NET_PREFIX
+    state: dict[str, torch.Tensor] = sd
     if prefix:
-        sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
-        if not sd:
+        state = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
+        if not state:
             raise CheckpointError(f"checkpoint {path}: no key starts with {prefix!r}")
-    out = LoadedStateDict(sd)
+    out = LoadedStateDict(state)
     out.source = str(path)
     out.format = fmt
     return out
@@ -191,21 +192,30 @@ NETWORKS: dict[str, str] = {
 
 def build_network(name: str, preset: str = "paper") -> nn.Module:
     """The bare network a checkpoint named `name` belongs to, at the width of `preset` ("paper" | "tiny")."""
-    from models.syncnet.nets import PRESET_WIDTHS as EXPERT_WIDTHS
+    from models.syncnet.module import SyncNetExpertConfig
     from models.syncnet.nets import SyncNetColor
-    from models.wav2lip.nets import PRESET_WIDTHS as GENERATOR_WIDTHS
+    from models.wav2lip.module import Wav2LipConfig
     from models.wav2lip.nets import Wav2LipGenerator
 
-    table = {"lipsync_expert": (SyncNetColor, EXPERT_WIDTHS), "wav2lip": (Wav2LipGenerator, GENERATOR_WIDTHS)}
+    table: dict[str, tuple[type[SyncNetColor | Wav2LipGenerator], type[SyncNetExpertConfig | Wav2LipConfig]]] = {
+        "lipsync_expert": (SyncNetColor, SyncNetExpertConfig),
+        "wav2lip": (Wav2LipGenerator, Wav2LipConfig),
+    }
     if name not in table:
         raise KeyError(f"unknown network {name!r}; known: {', '.join(table)}")
-    cls, widths = table[name]
-    if preset not in widths:
-        raise KeyError(f"unknown preset {preset!r} for {name}; known: {', '.join(widths)}")
-    return cls(width=widths[preset])
+    cls, config = table[name]
+    if preset not in config.preset_names():
+        raise KeyError(f"unknown preset {preset!r} for {name}; known: {', '.join(config.preset_names())}")
+    return cls(width=config.preset(preset).width)
 
 
 # ----------------------------------------------------------------------------------------------- model hooks
+
+
+def _preset_config(cls: type) -> type[Presets] | None:
+    """Model class `cls`'s config class when it has presets (models.common.config.Presets), else None."""
+    config = getattr(cls, "config_class", None)
+    return config if hasattr(config, "preset_names") else None
 
 
 def fitting_presets(
@@ -216,14 +226,14 @@ def fitting_presets(
     Networks are built on the meta device (shapes only, no memory); a preset whose module cannot be built alone
     (one that needs other models) is skipped.
     """
-    preset = getattr(getattr(cls, "config_class", None), "preset", None)
-    if preset is None:
+    config = _preset_config(cls)
+    if config is None:
         return []
     fits = []
-    for name in _HINT_PRESETS:
+    for name in config.preset_names():
         try:
             with torch.device("meta"):
-                net = getattr(cls(preset(name, **dict(params or {}))), attr)
+                net = getattr(cls(config.preset(name, **dict(params or {}))), attr)
             check_state_dict(net, sd)
         except Exception:  # an unbuildable or non-fitting preset is simply not a hint
             continue
@@ -237,7 +247,9 @@ def preset_hint(cls: type, sd: Mapping[str, torch.Tensor], params: Mapping[str, 
     with_params = f" with params {dict(params)}" if params else ""
     if fits:
         return f" It fits the {' / '.join(map(repr, fits))} preset{with_params}: run with that preset."
-    return f" It fits none of the {', '.join(map(repr, _HINT_PRESETS))} presets{with_params}."
+    config = _preset_config(cls)
+    names = config.preset_names() if config is not None else []
+    return f" It fits none of the {', '.join(map(repr, names))} presets{with_params}."
 
 
 def checkpoint_params(cls: type, path: str | os.PathLike, params: Mapping[str, Any] | None = None) -> dict[str, Any]:

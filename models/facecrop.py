@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data.faces import CROPS, NO_BOX, SMOOTH_T, landmark_boxes, pad_boxes, smooth_boxes
+from data.faces import NO_BOX, SMOOTH_T, Wav2LipCrop, landmark_boxes, pad_boxes, smooth_boxes
 
 __all__ = [
     "DETECTORS",
@@ -70,7 +70,7 @@ class DlibDetector(Detector):
     the landmarks preparation's `dlib` source finds, so the boxes are those of a corpus prepared with it."""
 
     name = "dlib"
-    pads = CROPS["wav2lip"].pads
+    pads = Wav2LipCrop.pads
 
     def __init__(self) -> None:
         from data.faces.dlib import DlibFaceLandmarker, FaceModelError
@@ -107,7 +107,7 @@ class FixedBoxDetector(Detector):
 
 class LandmarksDetector(Detector):
     name = "landmarks"
-    pads = CROPS["wav2lip"].pads
+    pads = Wav2LipCrop.pads
 
     def __init__(self, path: str | os.PathLike) -> None:
         path = Path(path)

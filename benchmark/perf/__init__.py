@@ -14,8 +14,9 @@ from pathlib import Path
 
 from benchmark.perf.core import Benchmark, Figure, format_table, isolated, machine, write_report
 from benchmark.perf.corpora import bench_corpora, bench_corpus_decode, bench_prepare
+from benchmark.perf.generic import bench_registered_model
 from benchmark.perf.metrics import bench_metrics, bench_sync_scoring
-from benchmark.perf.models import bench_registered_model, model_benchmarks
+from benchmark.perf.models import model_benchmarks
 
 __all__ = [
     "BENCHMARKS",

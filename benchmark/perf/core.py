@@ -8,6 +8,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from data.clip import Clip
 
 
 @dataclass
@@ -18,7 +24,7 @@ class Figure:
     unit: str
     baseline: float | None = None
     baseline_what: str | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ratio(self) -> float | None:
@@ -39,7 +45,7 @@ def timeit(fn: Callable[[], object], repeat: int) -> float:
     return best
 
 
-def synthetic_clips(n: int, size: int = 96, seconds: float = 2.0):
+def synthetic_clips(n: int, size: int = 96, seconds: float = 2.0) -> list[Clip]:
     """`n` seeded synthetic clips of `size` pixels and `seconds` each (the clip contract)."""
     from data.synthetic.generator import SyntheticConfig, make_corpus_spec, render_clip
 
@@ -54,7 +60,7 @@ def available_devices() -> list[str]:
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def machine() -> dict:
+def machine() -> dict[str, Any]:
     import os
 
     from benchmark.results import environment_info
@@ -88,7 +94,7 @@ def write_report(figures: list[Figure], out: Path, quick: bool) -> None:
     write_json_atomic(out, payload)
 
 
-def _run_one(bench: Benchmark, quick: bool, conn) -> None:
+def _run_one(bench: Benchmark, quick: bool, conn: Connection[Any, Any]) -> None:
     import resource
 
     try:

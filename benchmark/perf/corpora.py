@@ -8,10 +8,15 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from benchmark.perf.core import Figure, synthetic_clips, timeit
+
+if TYPE_CHECKING:
+    from data.corpus import LayoutCorpus
+    from data.layouts import ClipRef
 
 
 def bench_corpus_decode(quick: bool) -> list[Figure]:
@@ -55,7 +60,7 @@ def bench_corpora(quick: bool) -> list[Figure]:
     from benchmark.config import compose
     from benchmark.runner import build_corpus
     from benchmark.train import build_model
-    from data.corpus import PreparedCorpus, load_clip
+    from data.corpus import PreparedCorpus, SyntheticCorpus, load_clip
     from data.datamodule import TalkingFaceDataModule
     from data.synthetic.generator import SyntheticConfig
     from data.synthetic.writer import write_corpus
@@ -63,11 +68,11 @@ def bench_corpora(quick: bool) -> list[Figure]:
     n = 6 if quick else 16
     batches = 4 if quick else 16
     synth = SyntheticConfig(seed=5, n_speakers=4, n_clips=n, size=96, min_seconds=2.0, max_seconds=2.0)
-    figures = []
-    with tempfile.TemporaryDirectory() as td:
-        td = Path(td)
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        td = Path(tmp)
         for name in ("lrw", "crema", "voxceleb2", "synthetic"):
-            overrides = [f"dataset.root={td / name}", "trainer.progress=false"]
+            overrides = [f"dataset.root={td / name}", "run.progress=false"]
             if name == "synthetic":
                 overrides += [f"dataset.synth.{k}={v}" for k, v in asdict(synth).items() if k != "seed"]
             else:
@@ -84,12 +89,20 @@ def bench_corpora(quick: bool) -> list[Figure]:
             if isinstance(corpus, PreparedCorpus):
                 corpus.prepare(progress=False)
             else:
+                assert isinstance(corpus, SyntheticCorpus)  # every other corpus here is prepared
                 corpus.ensure(progress=False)
             ready_s = time.perf_counter() - t0
             refs = corpus.layout.scan(corpus.root)
-            raw = timeit(lambda refs=refs: [load_clip(r) for r in refs], 1)
+
+            def decode(refs: list[ClipRef] = refs) -> object:
+                return [load_clip(r) for r in refs]
+
+            def read(c: LayoutCorpus = corpus) -> object:
+                return [np.asarray(x.video).sum() for x in c.clips("train")]
+
+            raw = timeit(decode, 1)
             loaded = len(corpus.clips("train"))  # the synthetic corpus's first read fills its decode-once cache
-            load = timeit(lambda c=corpus: [np.asarray(x.video).sum() for x in c.clips("train")], 2)
+            load = timeit(read, 2)
 
             needs = {arg: build_model(compose(dep, name, "tiny", overrides)) for arg, dep in cfg.model.needs.items()}
             module = build_model(cfg, needs)
@@ -145,7 +158,7 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "accepted": s.accepted,
 """
 
 
-def _prepare_in_subprocess(root: Path, out: Path, landmarks: Path) -> dict:
+def _prepare_in_subprocess(root: Path, out: Path, landmarks: Path) -> dict[str, Any]:
     import os
     import subprocess
     import sys
@@ -161,7 +174,8 @@ def _prepare_in_subprocess(root: Path, out: Path, landmarks: Path) -> dict:
     )
     if proc.returncode != 0:
         raise RuntimeError(f"preparation benchmark failed: {proc.stderr.strip()[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
 
 
 def bench_prepare(quick: bool) -> list[Figure]:
@@ -177,8 +191,8 @@ def bench_prepare(quick: bool) -> list[Figure]:
     n = 4 if quick else 12
     minutes = 2 if quick else 10
     clips = synthetic_clips(n, size=96)
-    with tempfile.TemporaryDirectory() as td:
-        td = Path(td)
+    with tempfile.TemporaryDirectory() as tmp:
+        td = Path(tmp)
 
         def place(root: Path, name: str, landmarks: np.ndarray) -> Path:
             path = root / "dev" / "mp4" / "id00001" / "perfvideo00" / f"{name}.mp4"
@@ -189,6 +203,7 @@ def bench_prepare(quick: bool) -> list[Figure]:
             return path
 
         for i, c in enumerate(clips):
+            assert c.landmarks is not None  # synthetic clips carry their landmarks
             write_video(place(td / "short", f"{i + 1:05d}", c.landmarks), c.video, c.audio)
         short = _prepare_in_subprocess(td / "short", td / "out_short", td / "landmarks" / "short")
         refs = get_layout("voxceleb2").scan(td / "short")
@@ -198,6 +213,7 @@ def bench_prepare(quick: bool) -> list[Figure]:
         # the whole video in this process; ffmpeg's -stream_loop with stream copy drifts audio against video)
         base = synthetic_clips(1, size=96, seconds=10.0)[0]
         loops = minutes * 6
+        assert base.landmarks is not None
         long_path = place(td / "long", "00001", np.tile(base.landmarks, (loops, 1, 1)))
         write_wav(td / "long.wav", np.tile(base.audio, loops))
         t, h, w, _ = base.video.shape
@@ -208,6 +224,7 @@ def bench_prepare(quick: bool) -> list[Figure]:
             stdin=subprocess.PIPE,
         )  # fmt: skip
         frames = np.ascontiguousarray(base.video).tobytes()
+        assert enc.stdin is not None  # stdin=PIPE
         for _ in range(loops):
             enc.stdin.write(frames)
         enc.stdin.close()

@@ -10,9 +10,14 @@ the same clips one per call.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from benchmark.perf.core import Figure, available_devices, synthetic_clips, timeit
 from benchmark.perf.models import SETTINGS, registered_kinds
+
+if TYPE_CHECKING:
+    from data.clip import Clip
 
 
 def generators() -> list[str]:
@@ -26,7 +31,7 @@ def gpu_paper() -> dict[str, list[str]]:
     return {name: s["gpu_paper"] for name, s in SETTINGS.items() if "gpu_paper" in s}
 
 
-def _measure(name: str, preset: str, device: str, clips, overrides: list[str]) -> Figure:
+def _measure(name: str, preset: str, device: str, clips: Sequence[Clip], overrides: list[str]) -> Figure:
     import torch
 
     from benchmark.config import compose
@@ -38,7 +43,7 @@ def _measure(name: str, preset: str, device: str, clips, overrides: list[str]) -
     module = build_untrained(cfg).to(device).eval()
     everyone = list(range(len(clips)))
 
-    def run(groups) -> None:
+    def run(groups: list[list[int]]) -> None:
         for g in groups:
             generate_batch(module, clips, g, cfg)
         if device.startswith("cuda"):

@@ -4,11 +4,17 @@ preset (what benchmark.perf.models gives every model, and the papers' own entrie
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from benchmark.perf.core import Figure, available_devices, synthetic_clips, timeit
 
+if TYPE_CHECKING:
+    from data.clip import Clip
+    from models.base import TalkingFaceModule
 
-def _fit_steps_per_s(module, clips, steps: int, device: str = "cpu") -> float:
+
+def _fit_steps_per_s(module: TalkingFaceModule, clips: Sequence[Clip], steps: int, device: str = "cpu") -> float:
     """Training steps/s of `module` in a Lightning Trainer (models with manual optimisation need one), timed from
     the end of the first step so start-up and the first step's allocations are excluded."""
     import lightning as L
@@ -19,7 +25,7 @@ def _fit_steps_per_s(module, clips, steps: int, device: str = "cpu") -> float:
     marks: list[float] = []
 
     class Clock(L.Callback):
-        def on_train_batch_end(self, *args, **kwargs) -> None:
+        def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
             if device == "cuda":
                 torch.cuda.synchronize()
             marks.append(time.perf_counter())
@@ -52,7 +58,7 @@ def bench_registered_model(
 
     clips = synthetic_clips(3 if quick else 6)
     cfg = compose(name, "synthetic", "tiny")
-    figures = []
+    figures: list[Figure] = []
     for device in devices or available_devices():
         torch.manual_seed(0)
         needs = {arg: build_model(compose(dep, "synthetic", "tiny")) for arg, dep in (cfg.model.needs or {}).items()}
@@ -67,7 +73,7 @@ def bench_registered_model(
         module = module.to(device).eval()
         c = clips[0]
 
-        def gen(m=module, c=c, device=device):
+        def gen(m: TalkingFaceModule = module, c: Clip = c, device: str = device) -> None:
             m.generate(c.video[None, 0], c.audio[None], pose_prior=c.video[None])
             if device == "cuda":
                 torch.cuda.synchronize()

@@ -4,10 +4,16 @@ against a per-clip loop."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from benchmark.perf.core import Figure, synthetic_clips, timeit
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from metrics.base import ClipMetric, SetMetric
 
 
 def bench_sync_scoring(quick: bool) -> list[Figure]:
@@ -19,14 +25,21 @@ def bench_sync_scoring(quick: bool) -> list[Figure]:
 
     n = 2 if quick else 6
     clips = synthetic_clips(n)
-    out = []
+    out: list[Figure] = []
     for arch in ("small", "syncnet_v2"):
         if arch == "syncnet_v2" and quick:
             continue
         torch.manual_seed(0)
         net = build_sync_evaluator(arch).eval()
-        fast = timeit(lambda net=net: [sync_scores(net, c.video, c.audio) for c in clips], 1 if quick else 2)
-        ref = timeit(lambda net=net: [sync_scores_reference(net, c.video, c.audio) for c in clips], 1)
+
+        def batched(net: nn.Module = net) -> object:
+            return [sync_scores(net, c.video, c.audio) for c in clips]
+
+        def reference(net: nn.Module = net) -> object:
+            return [sync_scores_reference(net, c.video, c.audio) for c in clips]
+
+        fast = timeit(batched, 1 if quick else 2)
+        ref = timeit(reference, 1)
         out.append(
             Figure(
                 "sync_scoring",
@@ -41,13 +54,12 @@ def bench_sync_scoring(quick: bool) -> list[Figure]:
     return out
 
 
-def _metric_for_perf(cls, settings: dict):
-    """A metric built as the runner would on the synthetic corpus (its `synthetic:` CPU protocol block applied),
-    with a seeded small SyncNet where an evaluator is needed; corpus-bound metrics get no corpus."""
+def _metric_for_perf(cls: type[ClipMetric | SetMetric], settings: dict[str, Any]) -> ClipMetric | SetMetric:
+    """A metric built as the runner would on the synthetic corpus (`settings` carry its CPU protocol), with a
+    seeded small SyncNet where an evaluator is needed; corpus-bound metrics get no corpus."""
     import torch
 
     settings = {k: v for k, v in settings.items() if k != "evaluator"}
-    settings.update(settings.pop("synthetic", None) or {})
     if cls.evaluator_key == "syncnet":
         from metrics.backbones.syncnet import build_sync_evaluator
 
@@ -89,11 +101,20 @@ def bench_metrics(quick: bool) -> list[Figure]:
         ]
 
     config = load_group("metrics", "default")
-    figures, skipped = [], {}
+    # the synthetic corpus's CPU protocol: the FID/FVD frame selection of its dataset config's `metrics:` block
+    cpu_protocol = load_group("datasets", "synthetic").get("metrics") or {}
+    figures: list[Figure] = []
+    skipped: dict[str, str] = {}
     for target in dict.fromkeys(spec.target for spec in METRICS.values()):
         cls = import_target(target)
         section = cls.config_section
-        settings = OmegaConf.to_container(config[section], resolve=True) if section and section in config else {}
+        settings: dict[str, Any] = (
+            OmegaConf.to_container(config[section], resolve=True)  # type: ignore[assignment]  # a section: a dict
+            if section and section in config
+            else {}
+        )
+        if section in ("fid", "fvd"):
+            settings.update({str(k): v for k, v in (cpu_protocol.get(section) or {}).items()})
         try:
             # one clip first: weights hashing, imports and lazily loaded detectors stay out of the timings
             _metric_for_perf(cls, settings).update(fresh_samples()[:1])

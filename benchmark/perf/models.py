@@ -6,6 +6,7 @@ paper calls for more (samplers, presets, streaming) names its own benchmark in S
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from benchmark.perf import papers
 from benchmark.perf.core import Benchmark, Figure
@@ -19,7 +20,7 @@ TRAINED_KINDS = ("model", "component")
 #: "entry": its own benchmark in benchmark.perf.papers (which runs the generic one too where that still applies)
 #: "gpu_paper": `--only generation` also measures it at the paper preset on a GPU, with these overrides, which
 #: keep one measure under a minute
-SETTINGS: dict[str, dict] = {
+SETTINGS: dict[str, dict[str, Any]] = {
     "wav2lip": {"entry": "bench_wav2lip"},
     "diffused_heads": {"entry": "bench_diffused_heads", "gpu_paper": ["model.params.sample_steps=10"]},
     "vasa": {"entry": "bench_vasa"},
@@ -38,7 +39,8 @@ def _paper_entry(name: str) -> Benchmark:
     """`papers.<name>`, under its own name in the results."""
 
     def run(quick: bool) -> list[Figure]:
-        return getattr(papers, name)(quick)
+        bench: Benchmark = getattr(papers, name)
+        return bench(quick)
 
     run.__name__ = run.__qualname__ = name
     return run

@@ -4,10 +4,18 @@ generic entry where that still measures something its own does not."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from benchmark.perf.core import Figure, available_devices, synthetic_clips, timeit
 from benchmark.perf.generic import bench_registered_model
+
+if TYPE_CHECKING:
+    import torch
+
+    from data.clip import Clip
 
 
 def bench_wav2lip(quick: bool) -> list[Figure]:
@@ -18,7 +26,7 @@ def bench_wav2lip(quick: bool) -> list[Figure]:
     from models.wav2lip.module import Wav2LipConfig, Wav2LipModule
 
     clips = synthetic_clips(3 if quick else 6)
-    figures = []
+    figures: list[Figure] = []
     for preset in ("tiny",) if quick else ("tiny", "paper"):
         torch.manual_seed(0)
         module = Wav2LipModule(
@@ -31,21 +39,30 @@ def bench_wav2lip(quick: bool) -> list[Figure]:
         opt = opt[0] if isinstance(opt, list | tuple) else opt
         module.train()
 
-        def step(module=module, batch=batch, opt=opt):
+        def step(
+            module: Wav2LipModule = module, batch: dict[str, torch.Tensor] = batch, opt: torch.optim.Optimizer = opt
+        ) -> None:
             opt.zero_grad()
             loss = module.training_step(batch, 0)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
             opt.step()
 
-        module.log = lambda *a, **k: None  # outside a Trainer
+        module.log = lambda *a, **k: None  # type: ignore[method-assign]  # outside a Trainer
         step()
         steps = 3 if quick else 10
-        t = timeit(lambda step=step, steps=steps: [step() for _ in range(steps)], 1)
+
+        def train_steps(step: Callable[[], None] = step, steps: int = steps) -> None:
+            for _ in range(steps):
+                step()
+
+        t = timeit(train_steps, 1)
         module.eval()
         c = clips[0]
-        g = timeit(
-            lambda module=module, c=c: module.generate(c.video[None, 0], c.audio[None], pose_prior=c.video[None]), 2
-        )
+
+        def generate(module: Wav2LipModule = module, c: Clip = c) -> np.ndarray:
+            return module.generate(c.video[None, 0], c.audio[None], pose_prior=c.video[None])
+
+        g = timeit(generate, 2)
         figures.append(
             Figure(
                 "wav2lip_train",
@@ -82,7 +99,7 @@ def bench_vasa(quick: bool) -> list[Figure]:
 
     clip = synthetic_clips(1, size=128, seconds=2.0 if quick else 4.0)[0]
     anchor = {"paper_fps_streaming": 40.0, "paper_fps_offline": 45.0, "paper_latency_ms": 170.0, "paper_res": 512}
-    figures = []
+    figures: list[Figure] = []
     for device in available_devices():
         for preset in ("tiny",) if quick and device == "cpu" else ("tiny", "paper"):
             torch.manual_seed(0)
@@ -90,23 +107,30 @@ def bench_vasa(quick: bool) -> list[Figure]:
             module.stats_ready.fill_(True)  # identity normalisation: speed does not depend on it
             ident, audio = clip.video[None, 0], clip.audio[None]
 
-            def sync(device=device):
+            def sync(device: str = device) -> None:
                 if device == "cuda":
                     torch.cuda.synchronize()
 
-            def motion(module=module, audio=audio, sync=sync):
+            def motion(
+                module: VasaModule = module, audio: np.ndarray = audio, sync: Callable[[], None] = sync
+            ) -> torch.Tensor:
                 out = torch.cat(list(module.motion_iter(audio, seed=0)), dim=1)
                 sync()
                 return out
 
             moved = motion()
 
-            def decode(module=module, ident=ident, sync=sync, moved=moved):
+            def decode(
+                module: VasaModule = module,
+                ident: np.ndarray = ident,
+                sync: Callable[[], None] = sync,
+                moved: torch.Tensor = moved,
+            ) -> None:
                 lat = module.encode_identity(ident)
                 module.decode_motion(lat, 0, moved[0], ident.shape[1:3])
                 sync()
 
-            def first_window(module=module, ident=ident, audio=audio):
+            def first_window(module: VasaModule = module, ident: np.ndarray = ident, audio: np.ndarray = audio) -> None:
                 next(iter(module.stream(ident, audio, seed=0)))
 
             t_motion = timeit(motion, 1 if quick else 2)
@@ -153,7 +177,7 @@ def bench_diffused_heads(quick: bool) -> list[Figure]:
 
     n_clips = 4 if quick else 8
     clips = synthetic_clips(n_clips, size=128, seconds=1.0)
-    figures = []
+    figures: list[Figure] = []
     presets = ("tiny", "paper") if torch.cuda.is_available() else ("tiny",)
     for preset in presets:
         torch.manual_seed(0)
@@ -164,14 +188,20 @@ def bench_diffused_heads(quick: bool) -> list[Figure]:
         frames = 1 if quick else 2
         clip = clips[0]
         audio = clip.audio[None, : frames * 640]
-        rates = {}
+        rates: dict[str, float] = {}
         for label, sampler, steps in (
             ("1000-step", "ancestral", 1000),
             ("respaced-100", "ancestral", 100),
             ("DDIM-50", "ddim", 50),
         ):
             module.cfg.sampler, module.cfg.sample_steps = sampler, steps
-            rates[label] = frames / timeit(lambda m=module, a=audio, v=clip.video: m.generate(v[None, 0], a, seed=0), 1)
+
+            def sample(
+                m: DiffusedHeadsModule = module, a: np.ndarray = audio, v: np.ndarray = clip.video
+            ) -> np.ndarray:
+                return m.generate(v[None, 0], a, seed=0)
+
+            rates[label] = frames / timeit(sample, 1)
         extra = {"frames": frames, "internal_size": module.cfg.image_size, "device": str(module.device)}
         for label in ("respaced-100", "DDIM-50"):
             figures.append(
@@ -190,11 +220,17 @@ def bench_diffused_heads(quick: bool) -> list[Figure]:
         ident = np.stack([c.video[0] for c in clips])
         audios = np.stack([c.audio[:16000] for c in clips])
         module.cfg.generate_batch_size = n_clips
-        batched = timeit(lambda m=module, v=ident, a=audios: m.generate(v, a, seed=0), 1)
-        per_clip = timeit(
-            lambda m=module, v=ident, a=audios: [m.generate(v[i : i + 1], a[i : i + 1], seed=i) for i in range(len(v))],
-            1,
-        )
+
+        def together(m: DiffusedHeadsModule = module, v: np.ndarray = ident, a: np.ndarray = audios) -> np.ndarray:
+            return m.generate(v, a, seed=0)
+
+        def one_by_one(
+            m: DiffusedHeadsModule = module, v: np.ndarray = ident, a: np.ndarray = audios
+        ) -> list[np.ndarray]:
+            return [m.generate(v[i : i + 1], a[i : i + 1], seed=i) for i in range(len(v))]
+
+        batched = timeit(together, 1)
+        per_clip = timeit(one_by_one, 1)
         n_frames = n_clips * 25
         figures.append(
             Figure(

@@ -16,14 +16,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from benchmark.results import DIRECTIONS, Results
+from benchmark.results import DIRECTIONS, MetricResult, Results
 from benchmark.tables.cells import column_sort_key, display_name, metric_family
 from benchmark.tables.evaluators import evaluator_lines, evaluator_marks
-from benchmark.tables.model import META_COLUMNS, Column, Table, finished_key, rank_columns
+from benchmark.tables.intervals import DEFAULT_BOOTSTRAP, BootstrapSettings, read_clip_records, table_intervals
+from benchmark.tables.model import META_COLUMNS, Column, Table, finished_key, rank_columns, significant_marks
+from benchmark.tables.overlap import overlap_marks
 from benchmark.tables.published import attach_published, published_rows
 from metrics import describe
 
@@ -51,32 +54,38 @@ def leaderboard_frame(
     *,
     published: pd.DataFrame | str | Path | None = None,
     published_source: str | None = None,
+    bootstrap: BootstrapSettings | None = DEFAULT_BOOTSTRAP,
 ) -> list[Table]:
     """One ranked :class:`Table` per (dataset, protocol hash), ordered by dataset, protocol name and hash.
 
     ``dataset`` (case-insensitive) keeps only that dataset. ``published`` (a frame from :func:`published_rows`,
     or the csv path itself) adds the paper's rows of the same dataset to each table as an unranked block; when
     ``dataset`` is given and has published rows but no results of ours, a table with only the published block
-    is returned.
+    is returned. ``bootstrap``: intervals for the per-clip columns of results read from run folders, and best /
+    second marks only where a paired bootstrap finds the difference significant (None: marks by value alone).
     """
+    published_frame: pd.DataFrame | None
     if isinstance(published, str | Path):
         published_source = published_source or Path(published).name
-        published = published_rows(published, dataset)
+        published_frame = published_rows(published, dataset)
+    else:
+        published_frame = published
     selected = [r for r in results if dataset is None or _same_dataset(r.protocol.dataset, dataset)]
     groups: dict[tuple[str, str], list[Results]] = {}
     for result in _newest_per_name(selected):
         groups.setdefault((result.protocol.dataset, result.protocol.hash), []).append(result)
-    tables = [_build_table(group) for group in groups.values()]
+    tables = [_build_table(group, bootstrap) for group in groups.values()]
     tables.sort(key=lambda t: (t.dataset.casefold(), t.protocol.casefold(), t.protocol_hash))
 
-    if published is not None:
-        tables = [attach_published(table, published, published_source) for table in tables]
+    if published_frame is not None:
+        tables = [attach_published(table, published_frame, published_source) for table in tables]
         # a published-only table is made only when that dataset was asked for: listing every paper's dataset
         # under an all-datasets leaderboard would bury our own tables
-        wanted = dataset is not None and not any(_same_dataset(t.dataset, dataset) for t in tables)
-        names = [n for n in dict.fromkeys(published["dataset"]) if wanted and _same_dataset(n, dataset)]
-        for name in names[:1]:
-            tables.append(attach_published(_empty_table(name, "published", "-"), published, published_source))
+        if dataset is not None and not any(_same_dataset(t.dataset, dataset) for t in tables):
+            names = [n for n in dict.fromkeys(published_frame["dataset"]) if _same_dataset(n, dataset)]
+            for name in names[:1]:
+                empty = _empty_table(name, "published", "-")
+                tables.append(attach_published(empty, published_frame, published_source))
     return tables
 
 
@@ -85,7 +94,7 @@ def _empty_table(dataset: str, protocol: str, protocol_hash: str) -> Table:
     return Table(dataset, protocol, protocol_hash, None, [], frame, pd.DataFrame(index=frame.index))
 
 
-def _build_table(group: list[Results]) -> Table:
+def _build_table(group: list[Results], bootstrap: BootstrapSettings | None = None) -> Table:
     first = group[0]
     notes: list[str] = []
     names = sorted({r.protocol.name for r in group})
@@ -98,9 +107,9 @@ def _build_table(group: list[Results]) -> Table:
     columns = _collect_columns(group, notes)
     labels = _row_labels(group)
     notes.extend(_budget_notes(group, labels))
-    records = []
+    records: list[tuple[Results, dict[str, Any]]] = []
     for result, label in zip(group, labels):
-        record = {
+        record: dict[str, Any] = {
             "method": label,
             "kind": result.run.kind,
             "name": result.run.name,
@@ -109,8 +118,10 @@ def _build_table(group: list[Results]) -> Table:
         }
         for column in columns:
             metric = result.metrics.get(column.metric)
-            present = metric is not None and (column.key == column.metric or metric.mode == column.mode)
-            record[column.key] = float(metric.value) if present else math.nan
+            if metric is not None and (column.key == column.metric or metric.mode == column.mode):
+                record[column.key] = float(metric.value)
+            else:
+                record[column.key] = math.nan
         records.append((result, record))
 
     # ours alphabetically, GT last
@@ -123,10 +134,19 @@ def _build_table(group: list[Results]) -> Table:
     columns, frame = _merge_identical(columns, frame, notes)
     columns, variants = _paper_headers(columns)
     columns, ranks = rank_columns(frame, columns, ordered, notes)
+    intervals = None
+    if bootstrap is not None:
+        per_clip = [read_clip_records(r.source.parent) if r.source is not None else None for r in ordered]
+        keys = [(c.key, c.metric) for c in columns]
+        intervals = table_intervals(frame, keys, per_clip, bootstrap)
+        if intervals is not None:
+            notes.extend(intervals.notes)
+            ranks = significant_marks(frame, columns, ranks, intervals, notes)
     notes.extend(_failure_notes(frame, columns, ordered))
     evaluators, evaluator_notes = evaluator_lines(group)
     notes.extend(evaluator_notes)
     status, footnotes = evaluator_marks(frame, columns, ordered)
+    overlap, overlap_notes = overlap_marks(frame, columns, ordered)
     return Table(
         dataset=first.protocol.dataset,
         protocol=names[0],
@@ -138,12 +158,14 @@ def _build_table(group: list[Results]) -> Table:
         evaluators=evaluators,
         notes=notes,
         evaluator_status=status,
-        footnotes=[*variants, *footnotes],
+        footnotes=[*variants, *footnotes, *overlap_notes],
+        intervals=intervals,
+        overlap=overlap if overlap.any().any() else None,
     )
 
 
 def _collect_columns(group: list[Results], notes: list[str]) -> list[Column]:
-    seen: dict[str, list] = {}
+    seen: dict[str, list[MetricResult]] = {}
     for result in group:
         for name, metric in result.metrics.items():
             seen.setdefault(name, []).append(metric)
@@ -197,7 +219,9 @@ def _paper_headers(columns: list[Column]) -> tuple[list[Column], list[str]]:
         family = metric_family(column.metric)
         if family is not None and family != column.metric and per_family[family] == 1:
             column = replace(column, label=display_name(family))
-            text = describe(column.metric).description.removeprefix(f"{column.label}: ")
+            spec = describe(column.metric)
+            assert spec is not None  # a name with a family always has a description
+            text = spec.description.removeprefix(f"{column.label}: ")
             footnotes.append(f"{column.label} is {column.metric}" + (f": {text}" if text else ""))
         out.append(column)
     return out, footnotes
@@ -219,7 +243,7 @@ def time_capped(result: Results) -> list[str]:
     ("<model>: <steps> of <max_steps> steps"), the models it needed included; empty for a row trained to budget."""
     out: list[str] = []
 
-    def visit(name: str, info: dict) -> None:
+    def visit(name: str, info: dict[str, Any]) -> None:
         budget = info.get("budget") or {}
         if budget.get("stopped_by") == "time":
             out.append(f"{name}: {budget.get('steps')} of {budget.get('max_steps')} steps")

@@ -4,6 +4,7 @@ metric registry's ``evaluator``), the status the results record for its weights,
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 
@@ -22,7 +23,7 @@ _FOOTNOTES = {
 }
 
 
-def evaluator_status(info: dict) -> str | None:
+def evaluator_status(info: dict[str, Any]) -> str | None:
     """Normalised status of one recorded evaluator: official | calibrated | trained | random, None if unknown.
 
     Results record ``status`` (metrics of issue 3); older SyncNet records have ``calibrated: bool`` and a
@@ -50,7 +51,7 @@ def evaluator_marks(
         for column in columns:
             key = metric_evaluator_key(column.metric)
             info = result.evaluators.get(key) if key else None
-            if info is None or math.isnan(frame.at[index, column.key]):
+            if not key or info is None or math.isnan(frame.at[index, column.key]):
                 continue
             found = evaluator_status(info)
             if found in EVALUATOR_MARKS:
@@ -61,7 +62,7 @@ def evaluator_marks(
     return status, footnotes
 
 
-def _describe_evaluator(key: str, info: dict) -> str:
+def _describe_evaluator(key: str, info: dict[str, Any]) -> str:
     name = info.get("weights") or info.get("name") or info.get("checkpoint")
     digest = info.get("sha256") or info.get("hash")
     text = f"{key}={name}" if name and name != key else key

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 
 from benchmark.results import Results, write_text_atomic
 from benchmark.tables.cells import column_sort_key
 from benchmark.tables.collect import leaderboard_frame
+from benchmark.tables.intervals import DEFAULT_BOOTSTRAP, BootstrapSettings
 from benchmark.tables.latex import latex_document, to_latex_table1
 from benchmark.tables.text import CSV_META_COLUMNS, csv_frame, to_markdown
 
@@ -23,13 +23,14 @@ EXTENSIONS = {"csv": "csv", "latex": "tex", "markdown": "md"}
 def write_leaderboard(
     results: Iterable[Results],
     dataset: str | None,
-    fmt: Literal["csv", "latex", "markdown"],
+    fmt: str,  # csv | latex | markdown; anything else is a ValueError naming the choices
     out: str | Path | None = None,
     reports_dir: str | Path = Path("reports"),
     *,
     published: pd.DataFrame | str | Path | None = None,
     published_source: str | None = None,
     standalone: bool = False,
+    bootstrap: BootstrapSettings | None = DEFAULT_BOOTSTRAP,
 ) -> Path:
     """Write every table of ``dataset`` (all datasets when None) to ``reports_dir/leaderboard_<dataset>.<ext>``
     or ``out``, atomically; returns the path. CSV stacks the tables (the protocol columns tell them apart);
@@ -41,7 +42,9 @@ def write_leaderboard(
         hint = " (the HTML report: benchmark.tables.write_report)" if fmt == "html" else ""
         raise ValueError(f"unknown leaderboard format {fmt!r}; choose one of {', '.join(EXTENSIONS)}{hint}")
     results = list(results)
-    tables = leaderboard_frame(results, dataset, published=published, published_source=published_source)
+    tables = leaderboard_frame(
+        results, dataset, published=published, published_source=published_source, bootstrap=bootstrap
+    )
     if not tables:
         known = sorted({r.protocol.dataset for r in results})
         where = f" for dataset {dataset!r}" if dataset is not None else ""

@@ -72,13 +72,14 @@ def corpus_reference(run_dirs: Sequence[Path] = ()) -> ReferenceSource:
     one (the same root and overrides), else the dataset's default config."""
 
     def load(dataset: str, clip_ids: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        from omegaconf import OmegaConf
+        from omegaconf import DictConfig, OmegaConf
 
         from benchmark import runner
         from benchmark.config import compose
 
         configs = [d / "config.yaml" for d in run_dirs if (d / "config.yaml").is_file()]
         cfg = OmegaConf.load(configs[0]) if configs else compose(None, dataset)
+        assert isinstance(cfg, DictConfig)  # a run's config.yaml is a mapping
         corpus = runner.build_corpus(cfg)
         corpus.ensure()
         wanted = set(clip_ids)
@@ -182,12 +183,13 @@ def sample_grids(
             tiles.append(np.asarray(video))
             labels.append("GT")
         for method, (run_dir, result) in methods:
-            path = generated_video(run_dir, result, clip_id)
+            made = generated_video(run_dir, result, clip_id)
+            assert made is not None  # a chosen clip is one every method generated
             try:
                 size = (tiles[0].shape[2], tiles[0].shape[1]) if tiles else None
-                tiles.append(read_video(path, size=size))
+                tiles.append(read_video(made, size=size))
                 if audio is None:
-                    audio = read_audio(path)
+                    audio = read_audio(made)
             except MediaError as err:
                 notes.append(f"{table.title}: {method} left out of the grid of {clip_id}: {err}")
                 continue

@@ -16,12 +16,14 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from benchmark.results import Results, find_results, load_results, write_text_atomic
 from benchmark.tables import grids
 from benchmark.tables.charts import Bar, Series, bar_chart_svg, distribution_svg, escape
 from benchmark.tables.collect import leaderboard_frame
+from benchmark.tables.intervals import DEFAULT_BOOTSTRAP, BootstrapSettings
 from benchmark.tables.model import Column, Table, dataset_label, finished_key, our_rows, published_cells
 from benchmark.tables.published import PUBLISHED_MARK
 from benchmark.tables.text import to_markdown
@@ -43,7 +45,7 @@ class ReportFiles:
 
 def _run_folders(found: Sequence[tuple[Path, Results]]) -> dict[tuple[str, str, str], tuple[Path, Results]]:
     # the run the leaderboard shows for each (dataset, protocol, name): the newest, a later file winning a tie
-    newest: dict[tuple[str, str, str], tuple[object, tuple[Path, Results]]] = {}
+    newest: dict[tuple[str, str, str], tuple[tuple[datetime, int], tuple[Path, Results]]] = {}
     for position, (path, result) in enumerate(found):
         key = (result.protocol.dataset, result.protocol.hash, result.run.name)
         stamp = (finished_key(result), position)
@@ -129,6 +131,7 @@ def _table_legend(table: Table) -> str:
             if table.published is not None
             else ""
         )
+        + (f" {escape(table.intervals.caption())}." if table.intervals is not None else "")
     )
 
 
@@ -150,6 +153,7 @@ def write_report(
     grid_clips: int = 3,
     reference: grids.ReferenceSource | None | str = "corpus",
     embed_video_max_bytes: int = EMBED_VIDEO_MAX_BYTES,
+    bootstrap: BootstrapSettings | None = DEFAULT_BOOTSTRAP,
 ) -> ReportFiles:
     """Write ``report_<dataset>.html`` (or ``out``), ``report_<dataset>.md`` beside it and their assets
     (``report_<dataset>_assets/``: one SVG per chart, the sample grid mp4s) for ``runs``: a folder searched for
@@ -169,7 +173,9 @@ def write_report(
             [(Path(d) / "results.json", load_results(Path(d) / "results.json")) for d in runs],
         )
     found = [(p, r) for p, r in found if dataset is None or r.protocol.dataset == dataset]
-    tables = leaderboard_frame([r for _, r in found], dataset, published=published, published_source=published_source)
+    tables = leaderboard_frame(
+        [r for _, r in found], dataset, published=published, published_source=published_source, bootstrap=bootstrap
+    )
     if not tables:
         raise ValueError(
             f"no results in {where}{' for dataset ' + repr(dataset) if dataset else ''}: nothing to report"
@@ -233,9 +239,9 @@ def write_report(
             ]
             if not any(s.values for s in series):
                 continue
-            column = by_key.get(metric)
-            title = column.header if column else metric
-            svg = distribution_svg(title, column.direction if column else "", series, metric)
+            metric_column = by_key.get(metric)
+            title = metric_column.header if metric_column else metric
+            svg = distribution_svg(title, metric_column.direction if metric_column else "", series, metric)
             path = assets / f"{slug}_dist_{_slug(metric)}.svg"
             write_text_atomic(path, svg + "\n")
             files.assets.append(path)

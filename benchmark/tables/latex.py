@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from benchmark.tables.cells import MISSING, column_sort_key
+from benchmark.tables.intervals import Intervals
 from benchmark.tables.model import Column, Table, dataset_label, legend, our_rows, published_cells
 
 __all__ = ["TABLE1_DATASETS", "latex_document", "latex_escape", "to_latex", "to_latex_table1"]
@@ -39,9 +40,20 @@ _LATEX_SPECIALS = {
     "†": r"$\dagger$",
     "‡": r"$\ddagger$",
     "§": r"$\S$",
+    "⚠": r"$\star$",
     "±": r"$\pm$",
+    "<": r"$<$",
+    ">": r"$>$",
     "×": r"$\times$",
 }
+
+
+def _interval_caption(intervals: Intervals | None, shown: bool) -> str:
+    """' Sentence.' on the marks' significance test (and the ± when ``shown``), or ''."""
+    if intervals is None:
+        return ""
+    text = latex_escape(intervals.caption("±" if shown else None))
+    return " " + text[:1].upper() + text[1:] + "."
 
 
 def latex_escape(text: str) -> str:
@@ -50,7 +62,7 @@ def latex_escape(text: str) -> str:
 
 # math-mode symbols come from the Computer Modern math fonts every TeX has as Type 1; text-mode \dag (TS1, EC
 # fonts) makes pdflatex run METAFONT to build bitmap fonts where cm-super is not installed
-_LATEX_MARKS = {"†": r"$^{\dagger}$", "‡": r"$^{\ddagger}$", "§": r"$^{\S}$"}
+_LATEX_MARKS = {"†": r"$^{\dagger}$", "‡": r"$^{\ddagger}$", "§": r"$^{\S}$", "⚠": r"$^{\star}$"}
 
 
 def _latex_number(text: str) -> str:
@@ -60,13 +72,15 @@ def _latex_number(text: str) -> str:
         text = text[:-1]
     if text == MISSING:
         return "--" + suffix
+    text = text.replace(" ± ", " $\\pm$ ")  # an interval's half-width (to_latex(..., intervals=True))
     # a typeset minus, not a hyphen
     return ("$-$" + text[1:] if text.startswith("-") else text) + suffix
 
 
-def to_latex(table: Table) -> str:
+def to_latex(table: Table, *, intervals: bool = False) -> str:
     """A booktabs ``table`` (needs ``\\usepackage{booktabs}``): arrows in the header, ``\\textbf`` best,
-    ``\\underline`` second, ``\\midrule`` before the GT row, published rows in a labelled block below.
+    ``\\underline`` second, ``\\midrule`` before the GT row, published rows in a labelled block below;
+    ``intervals``: cells carry ``$\\pm$`` the half-width of their bootstrap interval.
     """
     n = len(table.columns) + 1
     label = re.sub(r"[^A-Za-z0-9]+", "-", f"{table.dataset}-{table.protocol_hash}").strip("-").lower()
@@ -76,6 +90,7 @@ def to_latex(table: Table) -> str:
         f"({latex_escape(table.protocol_hash)}){clips}. "
         + legend(table, r"\textbf{bold}", r"\underline{underlined}", _LATEX_ARROWS["match_gt"])
         + "."
+        + _interval_caption(table.intervals, intervals)
     )
     if table.published is not None:
         caption += " Published rows are quoted from the paper and not ranked."
@@ -92,7 +107,7 @@ def to_latex(table: Table) -> str:
         "\\midrule",
     ]
     previous_gt = False
-    for method, is_gt, cells in our_rows(table):
+    for method, is_gt, cells in our_rows(table, intervals):
         if is_gt and not previous_gt and lines[-1] != "\\midrule":
             lines.append("\\midrule")
         previous_gt = is_gt
@@ -113,8 +128,8 @@ def to_latex(table: Table) -> str:
             lines.append("\\midrule")
         source = f" ({latex_escape(table.published_source)})" if table.published_source else ""
         lines.append(f"\\multicolumn{{{n}}}{{l}}{{\\textit{{Published{source}, not ranked}}}} \\\\")
-        for method, cells in published:
-            lines.append(" & ".join([latex_escape(method), *(_latex_number(t) for t in cells)]) + " \\\\")
+        for method, texts in published:
+            lines.append(" & ".join([latex_escape(method), *(_latex_number(t) for t in texts)]) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     if table.evaluators:
         lines.append(f"\\par\\smallskip{{\\footnotesize Evaluators: {latex_escape('; '.join(table.evaluators))}.}}")
@@ -172,6 +187,7 @@ def to_latex_table1(
     label: str = "tab:talkbench-table1",
     wide: bool = True,
     fit_width: bool = False,
+    intervals: bool = False,
 ) -> str:
     """All ``tables`` as one booktabs table shaped like Table 1 of Diffused Heads.
 
@@ -194,7 +210,7 @@ def to_latex_table1(
         f"\\begin{{{env}}}[t]",
         "\\centering",
         "\\small",
-        f"\\caption{{{caption if caption is not None else _table1_caption(tables, columns)}}}",
+        f"\\caption{{{caption if caption is not None else _table1_caption(tables, columns, intervals)}}}",
         f"\\label{{{label}}}",
     ]
     if fit_width:
@@ -215,7 +231,7 @@ def to_latex_table1(
             f"\\multicolumn{{{n}}}{{l}}{{{_block_label(table, datasets.count(table.dataset.casefold()) > 1)}}} \\\\",
         ]
         positions = {c.key: i for i, c in enumerate(table.columns)}
-        ours = our_rows(table)
+        ours = our_rows(table, intervals)
         for method, is_gt, cells in ours:
             if is_gt:
                 continue
@@ -257,7 +273,7 @@ def _block_order(table: Table) -> tuple[int, str, str, str]:
     return position, name, table.protocol.casefold(), table.protocol_hash
 
 
-def _table1_caption(tables: Sequence[Table], columns: Sequence[Column]) -> str:
+def _table1_caption(tables: Sequence[Table], columns: Sequence[Column], intervals: bool = False) -> str:
     names = ", ".join(dict.fromkeys(latex_escape(dataset_label(t.dataset)) for t in tables))
     parts = [f"Results on {names}."]
     used = {c.direction for c in columns}
@@ -276,6 +292,9 @@ def _table1_caption(tables: Sequence[Table], columns: Sequence[Column]) -> str:
         "Per column and block, the best value is in \\textbf{bold} and the second best \\underline{underlined}; "
         "GT rows are not ranked."
     )
+    bootstrap = next((t.intervals for t in tables if t.intervals is not None), None)
+    if bootstrap is not None:
+        parts.append(_interval_caption(bootstrap, intervals).strip())
     sources = sorted({t.published_source or "the paper" for t in tables if t.published is not None})
     if sources:
         parts.append(

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from benchmark.results import Results
-from benchmark.tables.cells import ARROWS, display_name, format_value
+from benchmark.tables.cells import ARROWS, MISSING, display_name, format_value
+from benchmark.tables.intervals import Intervals, paired_p_value
 
 __all__ = [
     "EVALUATOR_MARKS",
@@ -38,6 +39,8 @@ __all__ = [
 
 META_COLUMNS = ("method", "kind", "name", "n_clips", "finished")
 
+#: a cell whose model was trained against a network of the evaluator's family (benchmark.tables.overlap)
+OVERLAP_MARK = "⚠"
 #: cell marks by evaluator status; official (and unrecorded) weights are not marked
 EVALUATOR_MARKS = {"random": "†", "calibrated": "‡", "trained": "‡", "unverified": "§", "unofficial": "§"}
 
@@ -91,6 +94,11 @@ class Table:
     evaluator_status: pd.DataFrame | None = None
     #: what the marks in the cells mean, and which evaluators they refer to
     footnotes: list[str] = field(default_factory=list)
+    #: bootstrap intervals of the per-clip columns (benchmark.tables.intervals), None without per-clip values
+    intervals: Intervals | None = None
+    #: per row and column key: True where the row's model was trained against the family of the network behind
+    #: the value (benchmark.tables.overlap)
+    overlap: pd.DataFrame | None = None
 
     def evaluator_mark(self, index: int, key: str) -> str:
         """The symbol for the cell at ``frame`` row ``index``, column ``key`` (see EVALUATOR_MARKS), or ""."""
@@ -214,18 +222,93 @@ def rank_columns(
     return out_columns, ranks
 
 
+def significant_marks(
+    frame: pd.DataFrame, columns: list[Column], ranks: pd.DataFrame, intervals: Intervals, notes: list[str]
+) -> pd.DataFrame:
+    """``ranks`` with the best / second marks kept only where the paired bootstrap says the row differs from the
+    next one (p < 1 - level); a column without replicates for every ranked row keeps its marks by value.
+
+    Best needs the single rank-1 row to differ from the row after it; second needs best marked, a single rank-2
+    row, and that row to differ from the row after it (when there is one). What is withheld is said in ``notes``.
+    """
+    out = ranks.copy()
+    gt_rows = [i for i in frame.index if frame.at[i, "kind"] == "gt"]
+    for column in columns:
+        ranked = out[column.key].dropna().sort_values(kind="stable")
+        reps = {i: intervals.replicates.get((i, column.key)) for i in ranked.index}
+        gt = next((intervals.replicates.get((g, column.key)) for g in reversed(gt_rows)), None)
+        if len(ranked) < 2 or any(r is None for r in reps.values()) or (column.direction == "match_gt" and gt is None):
+            continue
+        scores = {i: _score(r, column.direction, gt) for i, r in reps.items() if r is not None}
+        for index, against, p, what in _withheld(ranked, scores, intervals.settings.alpha):
+            out.at[index, column.key] = math.nan
+            if against is not None:
+                notes.append(
+                    f"{column.header}: no {what} mark: {frame.at[index, 'method']} and "
+                    f"{frame.at[against, 'method']} are not significantly different (paired bootstrap p = {p:.2f})"
+                )
+    return out
+
+
+def _score(means: np.ndarray, direction: str, gt: np.ndarray | None) -> np.ndarray:
+    """Bootstrap replicates of what ranks a row, lower being better."""
+    if direction == "match_gt":
+        assert gt is not None
+        distance: np.ndarray = np.abs(means - gt)
+        return distance
+    return -means if direction == "higher" else means
+
+
+def _withheld(
+    ranked: pd.Series, scores: dict[int, np.ndarray], alpha: float
+) -> list[tuple[int, int | None, float, str]]:
+    """(row, the row it is not distinguished from or None, p, "best" | "second") for each mark to withhold."""
+    order = [int(i) for i in ranked.index]
+
+    def p_value(a: int, b: int) -> float:
+        return paired_p_value(scores[a], scores[b])
+
+    out: list[tuple[int, int | None, float, str]] = []
+    first = [i for i in order if ranked[i] == 1]
+    second = [i for i in order if ranked[i] == 2]
+    best_marked = False
+    if len(first) > 1:  # equal as printed: already a tie, and nobody is best
+        out += [(i, None, math.nan, "best") for i in first]
+    else:
+        p = p_value(order[0], order[1])
+        best_marked = math.isfinite(p) and p < alpha
+        if not best_marked:
+            out.append((order[0], order[1], p, "best"))
+    if not best_marked or len(second) != 1:
+        return out + [(i, None, math.nan, "second") for i in second]
+    after = order.index(second[0]) + 1
+    if after < len(order):
+        p = p_value(second[0], order[after])
+        if not (math.isfinite(p) and p < alpha):
+            out.append((second[0], order[after], p, "second"))
+    return out
+
+
 # --------------------------------------------------------------------------------------------------------------
 # rows as text, shared by every renderer
 
 
-def our_rows(table: Table) -> list[tuple[str, bool, list[tuple[str, str | None]]]]:
-    """(method, is_gt, [(text, mark)]) per row of ours, in table order."""
+def cell_text(table: Table, index: int, column: Column, intervals: bool = True) -> str:
+    """A cell as printed: the value, ``± half-width`` of its interval (``intervals``) and its evaluator mark."""
+    text = format_value(column.metric, table.frame.at[index, column.key])
+    half = table.intervals.half_width(index, column.key) if intervals and table.intervals is not None else None
+    if half is not None and text != MISSING:
+        text += " ± " + format_value(column.metric, half).lstrip("+")
+    overlap = table.overlap is not None and column.key in table.overlap.columns and table.overlap.at[index, column.key]
+    return text + table.evaluator_mark(index, column.key) + (OVERLAP_MARK if overlap else "")
+
+
+def our_rows(table: Table, intervals: bool = True) -> list[tuple[str, bool, list[tuple[str, str | None]]]]:
+    """(method, is_gt, [(text, mark)]) per row of ours, in table order; ``intervals``: cells carry ``± h``."""
     rows = []
     for index, row in table.frame.iterrows():
-        cells = [
-            (format_value(c.metric, row[c.key]) + table.evaluator_mark(index, c.key), table.mark(index, c.key))
-            for c in table.columns
-        ]
+        i = int(index)
+        cells = [(cell_text(table, i, c, intervals), table.mark(i, c.key)) for c in table.columns]
         rows.append((str(row["method"]), row["kind"] == "gt", cells))
     return rows
 

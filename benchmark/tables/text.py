@@ -21,7 +21,8 @@ CSV_META_COLUMNS = ("method", "kind", "name", "dataset", "protocol", "protocol_h
 def to_csv(table: Table) -> str:
     """Plain values at full precision, ours then published, with method, kind, protocol and n_clips columns."""
     frame = csv_frame(table)
-    return frame.to_csv(index=False, lineterminator="\n")
+    text: str = frame.to_csv(index=False, lineterminator="\n")
+    return text
 
 
 def csv_frame(table: Table) -> pd.DataFrame:
@@ -42,6 +43,11 @@ def csv_frame(table: Table) -> pd.DataFrame:
     for column in table.columns:  # data, not display: a metric shown in another's column keeps its own column here
         for metric in column.also:
             ours[column.key.replace(column.metric, metric, 1)] = table.frame[column.key]
+    if table.intervals is not None:  # the bootstrap interval's bounds beside each per-clip value
+        for column in table.columns:
+            if column.key in table.intervals.low.columns:
+                ours[f"{column.key}_ci_low"] = table.intervals.low[column.key]
+                ours[f"{column.key}_ci_high"] = table.intervals.high[column.key]
     if table.evaluator_status is not None and table.evaluator_status.notna().any().any():
         # plain numbers stay numbers: which values came from non-official evaluator weights is a column of its own
         ours["evaluator_marks"] = [
@@ -98,6 +104,8 @@ def to_markdown(table: Table) -> str:
             + legend(table, "**bold**", "<u>underlined</u>", "→GT")
             + ".",
         ]
+        if table.intervals is not None:
+            lines.append(f"- {_md_escape(table.intervals.caption())}")
         lines += [f"- {_md_escape(note)}" for note in table.notes]
         lines += [f"- {_md_escape(note)}" for note in table.footnotes]
     published = published_cells(table)
@@ -140,5 +148,7 @@ def render_terminal(table: Table) -> str:
     evaluators = "; ".join(table.evaluators) or "none recorded"
     out.append(f"{meaning}. Evaluators: {evaluators}.")
     out += table.footnotes
+    if table.intervals is not None:
+        out.append(table.intervals.caption())
     out += [f"note: {note}" for note in table.notes]
     return "\n".join(out) + "\n"

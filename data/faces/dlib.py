@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,7 @@ def dlib_model_path(file: str) -> Path:
     return path
 
 
-def import_dlib():
+def import_dlib() -> Any:
     try:
         import dlib
     except ImportError as err:
@@ -53,8 +54,8 @@ def import_dlib():
 def reference_grey(frame: np.ndarray) -> np.ndarray:
     """uint8 grey frame as blink-detector makes it: skimage `img_as_ubyte(rgb2gray(frame))` (ITU-R 709 weights;
     cv2's 601 weights move dlib's points enough to change which EAR drops pass the threshold)."""
-    from skimage import img_as_ubyte
     from skimage.color import rgb2gray
+    from skimage.util import img_as_ubyte
 
     return img_as_ubyte(rgb2gray(frame))
 

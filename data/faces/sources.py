@@ -108,6 +108,7 @@ class FileSource(LandmarkSource):
         super().__init__(landmarks_dir, device, detect_batch)
 
     def known(self, ref: ClipRef) -> np.ndarray:
+        assert self.landmarks_dir is not None  # __init__ refuses a file source without one
         base = Path(self.landmarks_dir) / ref.clip_id
         for suffix in (".npy", ".npz"):
             path = base.with_name(base.name + suffix)

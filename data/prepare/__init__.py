@@ -20,24 +20,17 @@ pixels (NaN where no face was found; the landmark cache), `audio.npy` [T*640], `
 time first) and `mfcc.npy` [K, 13] (python_speech_features as syncnet_python calls it).
 
 Modules: config (settings, errors), stream (ffmpeg pipes, .npy writer), features (audio features), clip (one
-clip), run (plan / run / collect, the manifest), check (`bench data check`).
+clip), run (plan / run / collect), check (`bench data check`); the manifest is built from the records by
+data.manifest.build_manifest (re-exported here with derive_val and split_file_hashes).
 """
 
 from data.faces import CROPS, LANDMARK_SOURCES, fill_gaps, forward_mean, transform_points
+from data.manifest import build_manifest, derive_val, split_file_hashes
 from data.prepare.check import check_prepared, layout_error_hint
 from data.prepare.clip import extend_clip, prepare_clip, source_stamp
 from data.prepare.config import PREPARE_VERSION, REASONS, ClipRejected, PrepareConfig, PrepareError
 from data.prepare.features import FEATURES, Feature
-from data.prepare.run import (
-    PrepareSummary,
-    build_manifest,
-    derive_val,
-    plan_clip,
-    prepare_corpus,
-    read_record,
-    record_path,
-    split_file_hashes,
-)
+from data.prepare.run import PrepareSummary, plan_clip, prepare_corpus, read_record, record_path
 from data.prepare.stream import NpyWriter, stream_audio, stream_frames
 
 __all__ = [

@@ -10,8 +10,7 @@ import numpy as np
 
 from data.clip import FPS, SAMPLES_PER_FRAME
 from data.layouts import SPLITS, LayoutError
-from data.manifest import INFO
-from data.prepare.run import split_file_hashes
+from data.manifest import INFO, split_file_hashes
 
 
 def check_prepared(out: str | os.PathLike, root: str | os.PathLike | None = None, split_dir=None) -> list[str]:

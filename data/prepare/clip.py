@@ -122,7 +122,7 @@ def prepare_clip(ref: ClipRef, root: Path, out: Path, cfg: PrepareConfig, source
         speaker, word, transcript = _speaker_and_word(ref)
     except ClipRejected as rej:
         speaker, word, transcript = ref.speaker_id, ref.word, None
-        sidecar_error = rej
+        sidecar_error: ClipRejected | None = rej
     else:
         sidecar_error = None
     record: dict[str, Any] = {

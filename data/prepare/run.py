@@ -1,4 +1,5 @@
-"""Plan, run and collect a preparation: which clips need work, the worker pool, the manifest from the records.
+"""Plan, run and collect a preparation: which clips need work, the worker pool; the manifest is then built from
+the records (data.manifest.build_manifest).
 
 A clip is finished exactly when its record `<prepared>/records/<clip_id>.json` exists; for each clip the plan
 is one of:
@@ -11,7 +12,6 @@ is one of:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data.clip import FPS
 from data.faces import CROPS, LandmarkSourceError, build_source, fan_available, resolve_source
 from data.io import MediaError
-from data.layouts import SPLITS, ClipRef, Layout, get_layout
-from data.manifest import INFO, REJECTS, assign_shards, write_bytes_if_changed, write_manifest
+from data.layouts import ClipRef, Layout, get_layout
+from data.manifest import REJECTS, build_manifest
 from data.prepare.clip import extend_clip, prepare_clip, source_stamp
-from data.prepare.config import PREPARE_VERSION, ClipRejected, PrepareConfig, PrepareError
+from data.prepare.config import ClipRejected, PrepareConfig, PrepareError
 from data.workers import init_pool_worker
 
 
@@ -101,28 +100,6 @@ def _work(args: tuple) -> tuple[str, dict[str, Any]]:
     rec = prepare_clip(plan.ref, root, out, cfg, plan.source)
     _write_record(out, rec)
     return "full", rec
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def split_file_hashes(root: Path, split_dir: Path | None) -> dict[str, str]:
-    folder = Path(split_dir) if split_dir else Path(root) / "splits"
-    return {p.name: _sha256(p) for p in sorted(folder.glob("*.txt"))} if folder.is_dir() else {}
-
-
-def derive_val(refs: list[ClipRef], speakers_of: dict[str, str], val_speakers: int) -> dict[str, str]:
-    """clip_id -> "val" for every clip of `val_speakers` train speakers, chosen by a hash of the speaker id
-    (stable, independent of the order of files), when the corpus has no val split of its own."""
-    if val_speakers <= 0 or any(r.split == "val" for r in refs):
-        return {}
-    train = sorted({speakers_of[r.clip_id] for r in refs if r.split == "train" and speakers_of.get(r.clip_id)})
-    if len(train) < 2:
-        return {}
-    train.sort(key=lambda s: hashlib.sha1(s.encode()).hexdigest())
-    chosen = set(train[: min(val_speakers, len(train) - 1)])
-    return {r.clip_id: "val" for r in refs if r.split == "train" and speakers_of.get(r.clip_id) in chosen}
 
 
 @dataclass
@@ -203,7 +180,8 @@ def prepare_corpus(
     t0 = time.perf_counter()
     plans = [plan_clip(out, ref, cfg, resolve_source(cfg.landmarks, ref.video, fan_ok)) for ref in refs]
     _check_sources(cfg, plans)
-    records = {p.ref.clip_id: p.record for p in plans if p.kind == "done"}
+    # a `done` plan always carries its record (plan_clip)
+    records = {p.ref.clip_id: p.record for p in plans if p.kind == "done" and p.record is not None}
     todo = [p for p in plans if p.kind != "done"]
     bar = _Bar(progress, len(refs), f"prepare {name}")
     bar.update(len(records), sum(r["status"] != "ok" for r in records.values()))
@@ -258,91 +236,6 @@ def prepare_corpus(
             f"{sum(summary.rejected.values())} clips rejected ({summary.rejected}); see {out / REJECTS} (strict mode)"
         )
     return summary
-
-
-def build_manifest(
-    name: str,
-    root: Path,
-    lay: Layout,
-    out: Path,
-    refs: list[ClipRef],
-    records: dict[str, dict[str, Any]],
-    cfg: PrepareConfig,
-    *,
-    split_dir=None,
-    val_speakers: int = 0,
-) -> dict[str, Any]:
-    """manifest.jsonl, rejects.jsonl and prepared.json from the finished records (deterministic: sorted, no
-    times), so an interrupted and resumed run writes the same files as an uninterrupted one."""
-    speakers = {cid: rec.get("speaker_id") or "" for cid, rec in records.items()}
-    to_val = derive_val(refs, speakers, val_speakers)
-    entries, rejects = [], []
-    for ref in refs:
-        rec = records.get(ref.clip_id)
-        if rec is None:
-            continue
-        split = to_val.get(ref.clip_id, ref.split)
-        if rec["status"] != "ok":
-            rejects.append({"clip_id": ref.clip_id, "split": split, "reason": rec["reason"], "message": rec["message"]})
-            continue
-        if split not in SPLITS:
-            continue  # a split file that does not list this clip leaves it out
-        entries.append(
-            {
-                "clip_id": ref.clip_id,
-                "split": split,
-                "shard": 0,
-                "n_frames": rec["n_frames"],
-                "speaker_id": rec["speaker_id"],
-                "seconds": rec["seconds"],
-                "word": rec.get("word"),
-                "transcript": rec.get("transcript"),
-                "dir": rec["dir"],
-                "video": rec["video"],
-                "audio": rec["audio"],
-                "crops": rec["crops"],
-                "features": rec["features"],
-                "no_face_fraction": rec["no_face_fraction"],
-                "landmark_source": rec.get("landmark_source"),
-            }
-        )
-    assign_shards(entries, cfg.shard_clips)
-    write_manifest(out, entries)
-    write_bytes_if_changed(out / REJECTS, "".join(json.dumps(r) + "\n" for r in rejects).encode())
-    splits = Counter(e["split"] for e in entries)
-    reasons = Counter(r["reason"] for r in rejects)
-    sources = dict(sorted(Counter(e["landmark_source"] for e in entries).items()))
-    # the crops every accepted clip has: what data.corpus.PreparedCorpus can serve without preparing more
-    crops = set.intersection(*(set(e["crops"]) for e in entries)) if entries else set()
-    info = {
-        "dataset": name,
-        "layout": lay.name,
-        "root": str(root),
-        "version": PREPARE_VERSION,
-        "settings": cfg.recorded(),
-        "settings_hash": cfg.settings_hash(),
-        "crops": sorted(crops),
-        "landmark_sources": sources,
-        "counts": {
-            "clips": len(refs),
-            "accepted": len(entries),
-            "rejected": len(rejects),
-            "splits": {s: splits.get(s, 0) for s in SPLITS},
-            "frames": int(sum(e["n_frames"] for e in entries)),
-            "seconds": round(sum(e["n_frames"] for e in entries) / FPS, 2),
-            "reasons": dict(sorted(reasons.items())),
-            "speakers": {s: len({e["speaker_id"] for e in entries if e["split"] == s} - {""}) for s in SPLITS},
-        },
-        "split_files": split_file_hashes(root, split_dir),
-        "val_from_train_speakers": val_speakers if to_val else 0,
-    }
-    write_bytes_if_changed(out / INFO, (json.dumps(info, indent=1, sort_keys=True) + "\n").encode())
-    return {
-        "accepted": len(entries),
-        "rejected": dict(reasons),
-        "splits": {s: splits.get(s, 0) for s in SPLITS},
-        "landmark_sources": sources,
-    }
 
 
 class _Bar:

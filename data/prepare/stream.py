@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class NpyWriter:
         self.dtype = np.dtype(dtype)
         self.row_shape = tuple(row_shape)
         self.rows = 0
-        self._f = open(self.path, "wb")
+        self._f: BinaryIO = open(self.path, "wb")
         self._f.write(b"\0" * self.HEADER)
 
     def append(self, arr: np.ndarray) -> None:
@@ -61,14 +62,16 @@ def _stream(args: list[str], path: Path, nbytes: int) -> Iterator[bytes]:
             stdout=subprocess.PIPE,
             stderr=err,
         )
+        stdout = proc.stdout
+        assert stdout is not None  # stdout=PIPE
         try:
             while True:
-                block = proc.stdout.read(nbytes)
+                block = stdout.read(nbytes)
                 if not block:
                     break
                 yield block
         finally:
-            proc.stdout.close()
+            stdout.close()
             code = proc.wait()
         if code != 0:
             err.seek(0)
@@ -76,7 +79,9 @@ def _stream(args: list[str], path: Path, nbytes: int) -> Iterator[bytes]:
             raise MediaError(path, "ffmpeg failed: " + (lines[-1] if lines else f"exit code {code}"))
 
 
-def stream_frames(path: str | os.PathLike, width: int, height: int, chunk_frames: int) -> Iterator[np.ndarray]:
+def stream_frames(
+    path: str | os.PathLike, width: int, height: int, chunk_frames: int
+) -> Generator[np.ndarray, None, None]:
     """uint8 [<=chunk_frames, H, W, 3] RGB blocks of the video resampled to 25 fps, in order."""
     path = Path(path)
     frame_bytes = width * height * 3
@@ -87,7 +92,7 @@ def stream_frames(path: str | os.PathLike, width: int, height: int, chunk_frames
             yield np.frombuffer(block[: n * frame_bytes], np.uint8).reshape(n, height, width, 3)
 
 
-def stream_audio(path: str | os.PathLike, chunk_samples: int) -> Iterator[np.ndarray]:
+def stream_audio(path: str | os.PathLike, chunk_samples: int) -> Generator[np.ndarray, None, None]:
     """float32 mono 16 kHz blocks in [-1, 1] of the first audio stream."""
     path = Path(path)
     args = ["-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "pipe:"]

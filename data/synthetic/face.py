@@ -22,6 +22,7 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from data.synthetic.speakers import Speaker
 
@@ -247,7 +248,7 @@ def _geometry(lm: np.ndarray, sp: Speaker, size: int) -> dict[str, np.ndarray]:
     px = unit / sp.face_half_width  # frame pixels per canonical pixel, pose scale included
     angle = np.degrees(np.arctan2(ex[:, 1], ex[:, 0]))
 
-    def local(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    def local(u: npt.ArrayLike, v: npt.ArrayLike) -> np.ndarray:
         u, v = np.asarray(u, np.float64), np.asarray(v, np.float64)
         return o[:, None] + u[None, :, None] * ex[:, None] + v[None, :, None] * ey[:, None]
 

@@ -40,7 +40,7 @@ def _rerender(clip: Clip, truth: dict[str, Any]) -> tuple[np.ndarray, np.ndarray
             f"clip {clip.clip_id}: no render parameters in its truth; only synthetic clips made by "
             "data.synthetic.render_clip (or read back with their .truth.npz sidecar) can be re-rendered"
         )
-    size = int(truth.get("size", clip.video.shape[1]))
+    size = int(truth["size"]) if "size" in truth else int(clip.video.shape[1])
     return render_video(Speaker.from_dict(truth["speaker"]), truth["render"], size)
 
 
@@ -162,7 +162,8 @@ def jitter(clip: Clip, pixels: int, seed: int = 0) -> Clip:
     truth = _truth(clip, "jitter", pixels=pixels, seed=int(seed))
     if "render" in truth and "speaker" in truth:
         truth["render"] = {**truth["render"], "jitter": truth["render"]["jitter"] + offsets}
-        video, landmarks = _rerender(clip, truth)
+        video, rendered = _rerender(clip, truth)
+        landmarks: np.ndarray | None = rendered
     else:
         video = np.stack([shift_image(f, int(dx), int(dy)) for f, (dx, dy) in zip(clip.video, offsets)])
         landmarks = None if clip.landmarks is None else clip.landmarks + offsets[:, None, :].astype(np.float32)

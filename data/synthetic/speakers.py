@@ -96,7 +96,8 @@ def make_speaker(index: int, rng: np.random.Generator) -> Speaker:
         hair = _colour(rng, (20, 14, 10), (70, 50, 36))
     else:
         h = np.array([150, 72, 36]) + rng.uniform() * np.array([80, 120, 90]) + rng.normal(0.0, 5.0, 3)
-        hair = tuple(int(v) for v in np.clip(h, 0, 255))
+        red, green, blue = (int(v) for v in np.clip(h, 0, 255))
+        hair = (red, green, blue)
     bg = _colour(rng, (40, 40, 40), (220, 220, 220))
     bg2 = tuple(int(np.clip(c + rng.integers(-60, 61), 0, 255)) for c in bg)
     lip = tuple(int(np.clip(s * f, 0, 255)) for s, f in zip(skin, (0.85, 0.55, 0.58)))

@@ -77,7 +77,8 @@ def write_truth(video: str | os.PathLike, clip: Clip) -> None:
     """Write both sidecars of `clip` beside `video`."""
     js, npz = truth_paths(video)
     js.write_text(json.dumps(truth_json(clip)))
-    arrays = {k: np.asarray(v) for k, v in clip.truth.get("render", {}).items()}
+    # values typed Any: numpy's savez stub checks a **dict against its `allow_pickle: bool` keyword too
+    arrays: dict[str, Any] = {k: np.asarray(v) for k, v in clip.truth.get("render", {}).items()}
     if clip.landmarks is not None:
         arrays["landmarks"] = clip.landmarks.astype(np.float32)
     with open(npz, "wb") as f:

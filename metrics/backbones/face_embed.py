@@ -10,6 +10,7 @@ what `get_face_chip` aligns with, so faces the HOG detector misses (the syntheti
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ class DlibFaceEmbedder:
             "status": "official",
         }
 
-    def _shape(self, points: np.ndarray):
+    def _shape(self, points: np.ndarray) -> Any:  # a dlib.full_object_detection
         dlib = self._dlib
         p = np.asarray(points, np.float64)
         x0, y0 = np.floor(p.min(0)).astype(int)
@@ -65,4 +66,5 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine similarity of [N, D] and [N, D] (or [1, D]) arrays."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     num = (a * b).sum(-1)
-    return num / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12)
+    sim: np.ndarray = num / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12)
+    return sim

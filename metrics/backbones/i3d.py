@@ -36,7 +36,7 @@ def _same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def _pad_same(x: torch.Tensor, kernel: tuple[int, int, int], stride: tuple[int, int, int]) -> torch.Tensor:
+def _pad_same(x: torch.Tensor, kernel: tuple[int, ...], stride: tuple[int, ...]) -> torch.Tensor:
     (pt, pt2), (ph, ph2), (pw, pw2) = (_same_pad(x.shape[2 + i], kernel[i], stride[i]) for i in range(3))
     return F.pad(x, (pw, pw2, ph, ph2, pt, pt2))
 
@@ -147,7 +147,8 @@ class InceptionI3d(nn.Module):
                 x = self.pools[name](x)
             x = getattr(self, name)(x)
         x = F.avg_pool3d(x, kernel_size=(2, 7, 7), stride=1)
-        return self.logits(x).squeeze(4).squeeze(3)
+        logits: torch.Tensor = self.logits(x)
+        return logits.squeeze(4).squeeze(3)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -189,7 +190,8 @@ class StateDictI3D(nn.Module):
 
     @torch.no_grad()
     def forward(self, videos: torch.Tensor) -> torch.Tensor:
-        return self.net(preprocess_i3d(videos))
+        feats: torch.Tensor = self.net(preprocess_i3d(videos))
+        return feats
 
 
 class TorchScriptI3D(nn.Module):
@@ -205,7 +207,8 @@ class TorchScriptI3D(nn.Module):
     def __init__(self, path: str | Path) -> None:
         super().__init__()
         self.path = str(path)
-        self.module = torch.jit.load(self.path, map_location="cpu").eval()
+        # torch.jit.load is unannotated in torch's own sources
+        self.module = torch.jit.load(self.path, map_location="cpu").eval()  # type: ignore[no-untyped-call]
 
     def train(self, mode: bool = True) -> TorchScriptI3D:
         return super().train(False)
@@ -213,7 +216,7 @@ class TorchScriptI3D(nn.Module):
     @torch.no_grad()
     def forward(self, videos: torch.Tensor) -> torch.Tensor:
         x = videos.permute(0, 4, 1, 2, 3).contiguous()
-        out = self.module(x, rescale=True, resize=True, return_features=True)
+        out: torch.Tensor = self.module(x, rescale=True, resize=True, return_features=True)
         return out.reshape(out.shape[0], -1).float()
 
 
@@ -246,7 +249,7 @@ class TorchScriptI3DContract(nn.Module):
     not publish its parameter names, so `read_torchscript_i3d` checks it by its forward contract instead."""
 
 
-def read_torchscript_i3d(path: str | Path) -> dict:
+def read_torchscript_i3d(path: str | Path) -> dict[str, torch.Tensor]:
     """Reader for `bench weights import`: runs `check_torchscript_i3d` (raises ValueError naming the file) and
     returns the empty mapping that matches `TorchScriptI3DContract`."""
     check_torchscript_i3d(path)

@@ -16,6 +16,8 @@ the original TF FID code; `antialias` is `F.interpolate(bilinear, antialias=True
 from __future__ import annotations
 
 import hashlib
+import os
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -66,7 +68,7 @@ def resize_for_inception(x: torch.Tensor, mode: str, size: int = INPUT_SIZE) -> 
 
 
 class BasicConv2d(nn.Module):
-    def __init__(self, cin: int, cout: int, **kwargs) -> None:
+    def __init__(self, cin: int, cout: int, **kwargs: Any) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, bias=False, **kwargs)
         self.bn = nn.BatchNorm2d(cout, eps=BN_EPS)
@@ -282,7 +284,7 @@ def state_dict_sha256(net: nn.Module) -> str:
 
 def load_evaluator_weights(
     net: nn.Module, weights: str, *, official: str, seed: int, arch: str, how_to_get: str = ""
-) -> dict:
+) -> dict[str, Any]:
     """Put weights into a frozen evaluator backbone and say what they are (the metric's `evaluator_info`).
 
     weights: a registered name; "auto" = the official file `official` when registered, else a seeded random
@@ -316,7 +318,7 @@ def load_evaluator_weights(
     }
 
 
-def read_evaluator_state_dict(path) -> dict[str, torch.Tensor]:
+def read_evaluator_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """The state dict in an official FID-Inception / I3D file, for `bench weights import`'s strict key check.
 
     Read with weights_only=True; a `state_dict` entry and DataParallel's `module.` prefix are accepted. Files

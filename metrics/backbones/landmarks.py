@@ -13,10 +13,11 @@ Backends (LANDMARK_BACKENDS), all returning float32 [T, 68, 2] iBUG-68 pixel coo
   (``s3fd-619a316812.pth``, same cache). A missing file is an error naming the file, the folder and the URL.
 - ``file``: landmarks that come with the sample (``EvalSample.fake_landmarks`` / ``real_landmarks``: the synthetic
   corpus's truth, or landmarks prepared with a corpus).
-- ``learned``: the small regressor of ``metrics.landmark_regressor`` calibrated on the corpus being scored
-  (``bench calibrate --what landmarks``); the choice for the synthetic corpus, whose cartoon faces dlib and
-  FAN were never trained on.
-- ``auto``: ``learned`` on the synthetic corpus, ``dlib`` on real corpora.
+- ``learned``: the small regressor of ``metrics.backbones.landmark_regressor`` calibrated on the corpus being
+  scored (``metrics.calibration.landmarks``, ``bench calibrate --what landmarks``); the synthetic corpus's choice
+  (configs/datasets/synthetic.yaml ``metrics:``), since dlib and FAN were never trained on its drawn faces.
+- ``auto``: ``dlib``, the real-face default, on any corpus; a corpus that needs another backend says so in its
+  dataset config.
 
 ``sample_landmarks(sample, backend, which)`` memoises each clip's estimate in ``EvalSample.extra`` so that the
 metrics of one scoring pass (blinks, LMD, head pose, CSIM) run the estimator once per clip.
@@ -28,13 +29,17 @@ import abc
 import importlib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from data.faces import dlib as face_dlib
 from data.faces.dlib import reference_grey
-from metrics.base import ClipMetric, ClipScoreError, EvalSample
+from metrics.base import ClipScoreError, EvalSample
+
+if TYPE_CHECKING:
+    from data.corpus import LayoutCorpus
+    from metrics.weights import WeightsEntry
 
 LANDMARK_BACKENDS: dict[str, str] = {
     "dlib": "metrics.backbones.landmarks:DlibLandmarks",
@@ -90,7 +95,7 @@ def dlib_model_path(file: str) -> Path:
         raise LandmarkError(str(err)) from None
 
 
-def import_dlib():
+def import_dlib() -> Any:
     try:
         return face_dlib.import_dlib()
     except face_dlib.FaceModelError as err:
@@ -154,7 +159,7 @@ class DlibLandmarks(LandmarkBackend):
             dlib=self.core.version,
         )
 
-    def boxes(self, greys: list[np.ndarray]) -> list:
+    def boxes(self, greys: list[np.ndarray]) -> list[Any]:
         """One dlib rectangle per frame (previous box where none is found; first box before the first)."""
         found = [self.core.detect(g) for g in greys]
         first = next((r[0] for r in found if len(r)), None)
@@ -265,14 +270,14 @@ class FileLandmarks(LandmarkBackend):
 
 
 class LearnedLandmarks(LandmarkBackend):
-    """The landmark regressor calibrated on a corpus (metrics.landmark_regressor), from the weights store."""
+    """The landmark regressor calibrated on a corpus (metrics.backbones.landmark_regressor), from the weights store."""
 
     name = "learned"
 
     def __init__(self, weights: str, device: str = "cpu") -> None:
         super().__init__()
         from metrics import weights as store
-        from metrics.landmark_regressor import regressor_from_blob
+        from metrics.backbones.landmark_regressor import regressor_from_blob
 
         blob, entry = store.load(weights)
         self.net = regressor_from_blob(blob).to(device).eval()
@@ -287,19 +292,12 @@ class LearnedLandmarks(LandmarkBackend):
         )
 
     def estimate(self, video: np.ndarray) -> np.ndarray:
-        return self.net.predict(check_video(video), device=self.device)
+        return np.asarray(self.net.predict(check_video(video), device=self.device))
 
 
-def is_synthetic(corpus) -> bool:
-    if corpus is None:
-        return False
-    from data.corpus import SyntheticCorpus
-
-    return isinstance(corpus, SyntheticCorpus)
-
-
-def resolve_backend_name(name: str, corpus=None) -> str:
-    """The backend `name` stands for: `auto` is learned on the synthetic corpus, dlib elsewhere."""
+def resolve_backend_name(name: str) -> str:
+    """The backend `name` stands for: `auto` is dlib (the real-face default; a corpus's dataset config chooses
+    another backend where its faces need one, e.g. `learned` on the synthetic corpus)."""
     if name not in CHOICES:
         import difflib
 
@@ -309,12 +307,10 @@ def resolve_backend_name(name: str, corpus=None) -> str:
             + (f"; did you mean {hint[0]!r}?" if hint else "")
             + f" (choices: {', '.join(CHOICES)})"
         )
-    if name == "auto":
-        return "learned" if is_synthetic(corpus) else "dlib"
-    return name
+    return "dlib" if name == "auto" else name
 
 
-def find_regressor(corpus):
+def find_regressor(corpus: LayoutCorpus | None) -> WeightsEntry | None:
     """The newest landmark regressor calibrated on exactly this corpus, or None."""
     if corpus is None:
         return None
@@ -323,14 +319,14 @@ def find_regressor(corpus):
     return find_calibrated(corpus.fingerprint(), REGRESSOR_NETWORK)
 
 
-def landmark_calibration_needed(name: str, corpus) -> str | None:
+def landmark_calibration_needed(name: str, corpus: LayoutCorpus | None) -> str | None:
     """ "landmarks" (the benchmark.calibrate.CALIBRATORS entry) when `name` needs a regressor `corpus` lacks."""
-    if resolve_backend_name(name, corpus) == "learned" and corpus is not None and find_regressor(corpus) is None:
+    if resolve_backend_name(name) == "learned" and corpus is not None and find_regressor(corpus) is None:
         return "landmarks"
     return None
 
 
-def _takes_device(name: str) -> bool:
+def takes_device(name: str) -> bool:
     import inspect
 
     module, cls = LANDMARK_BACKENDS[name].split(":")
@@ -338,18 +334,18 @@ def _takes_device(name: str) -> bool:
 
 
 @lru_cache(maxsize=8)
-def _cached_backend(name: str, kwargs: tuple) -> LandmarkBackend:
+def _cached_backend(name: str, kwargs: tuple[tuple[str, Any], ...]) -> LandmarkBackend:
     module, cls = LANDMARK_BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(**dict(kwargs))
+    return cast(LandmarkBackend, getattr(importlib.import_module(module), cls)(**dict(kwargs)))
 
 
-def build_backend(name: str = "auto", corpus=None, **kwargs: Any) -> LandmarkBackend:
+def build_backend(name: str = "auto", corpus: LayoutCorpus | None = None, **kwargs: Any) -> LandmarkBackend:
     """The landmark backend `name` (see CHOICES) for `corpus`, shared by every metric in this process.
 
     learned: the regressor registered under `weights=` or the newest one calibrated on `corpus`; a clear error
     when there is none (run `bench calibrate --what landmarks`).
     """
-    resolved = resolve_backend_name(name, corpus)
+    resolved = resolve_backend_name(name)
     if resolved == "learned" and "weights" not in kwargs:
         entry = find_regressor(corpus)
         if entry is None:
@@ -376,48 +372,9 @@ def sample_landmarks(sample: EvalSample, backend: LandmarkBackend, which: str = 
     value = memo[key]
     if isinstance(value, ClipScoreError):
         raise ClipScoreError(str(value))
-    return value
+    return cast(np.ndarray, value)
 
 
 def clear_cache() -> None:
     """Forget the backends built in this process (tests; a new calibration)."""
     _cached_backend.cache_clear()
-
-
-class LandmarkClipMetric(ClipMetric):
-    """A ClipMetric whose values come from 68-point landmarks of the sample's clips.
-
-    landmarks: the backend name (dlib | fan | file | learned | auto); landmark_options: keyword arguments of the
-    backend (e.g. {"upsample": 1} for dlib); corpus: the corpus being scored (picks `auto` and the calibrated
-    regressor); backend: an already built backend (tests, or sharing one across metrics explicitly).
-    """
-
-    needs_corpus = True
-    evaluator_key = "landmarks"
-
-    def __init__(
-        self,
-        landmarks: str = "auto",
-        landmark_options: dict[str, Any] | None = None,
-        corpus=None,
-        backend: LandmarkBackend | None = None,
-        device: str | None = None,
-        **kwargs,
-    ) -> None:
-        super().__init__(**kwargs)
-        options = dict(landmark_options or {})
-        if device is not None and _takes_device(resolve_backend_name(landmarks, corpus)):
-            options.setdefault("device", device)  # the network backends (fan, learned) run on the run's device
-        self.landmark_backend = backend or build_backend(landmarks, corpus, **options)
-        self.evaluator_info = dict(self.landmark_backend.info)
-
-    @classmethod
-    def calibration_needed(cls, settings: dict, corpus) -> str | None:
-        name = settings.get("landmarks", "auto")
-        resolve_backend_name(name, corpus)  # unknown names fail here, before any calibration runs
-        if (settings.get("landmark_options") or {}).get("weights"):
-            return None
-        return landmark_calibration_needed(name, corpus)
-
-    def landmarks_of(self, sample: EvalSample, which: str = "fake") -> np.ndarray:
-        return sample_landmarks(sample, self.landmark_backend, which)

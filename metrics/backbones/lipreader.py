@@ -17,10 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ACTIVATIONS = ("swish", "prelu", "relu")
 BACKENDS = ("mstcn",)
@@ -106,16 +110,17 @@ class LipreaderConfig:
         if self.labels and len(self.labels) != self.num_classes:
             raise ValueError(f"{len(self.labels)} labels for {self.num_classes} classes")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> LipreaderConfig:
+    def from_dict(cls, data: dict[str, Any]) -> LipreaderConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown lipreader config keys {unknown}; known: {sorted(names)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
 
 
 PRESETS: dict[str, LipreaderConfig] = {
@@ -172,7 +177,8 @@ class BasicBlock(nn.Module):
         out = self.relu1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         residual = x if self.downsample is None else self.downsample(x)
-        return self.relu2(out + residual)
+        y: torch.Tensor = self.relu2(out + residual)
+        return y
 
 
 class ResNetTrunk(nn.Module):
@@ -198,7 +204,8 @@ class ResNetTrunk(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i in range(1, self.n_layers + 1):
             x = getattr(self, f"layer{i}")(x)
-        return self.avgpool(x).flatten(1)
+        pooled: torch.Tensor = self.avgpool(x)
+        return pooled.flatten(1)
 
 
 class ConvBatchChompRelu(nn.Module):
@@ -217,7 +224,8 @@ class ConvBatchChompRelu(nn.Module):
         half = self.padding // 2
         if half:
             out = out[:, :, half:-half]
-        return self.non_lin(out)
+        y: torch.Tensor = self.non_lin(out)
+        return y
 
 
 class MultibranchTemporalBlock(nn.Module):
@@ -243,7 +251,8 @@ class MultibranchTemporalBlock(nn.Module):
         out = torch.cat([getattr(self, f"cbcr1_{k}")(out) for k in range(self.num_kernels)], 1)
         out = self.dropout1(out)
         res = x if self.downsample is None else self.downsample(x)
-        return self.relu_final(out + res)
+        y: torch.Tensor = self.relu_final(out + res)
+        return y
 
 
 class MultibranchTemporalConvNet(nn.Module):
@@ -258,7 +267,8 @@ class MultibranchTemporalConvNet(nn.Module):
         self.network = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x)
+        y: torch.Tensor = self.network(x)
+        return y
 
 
 class MultiscaleMultibranchTCN(nn.Module):
@@ -275,7 +285,8 @@ class MultiscaleMultibranchTCN(nn.Module):
         t = torch.arange(out.shape[2], device=out.device)
         mask = (t[None, :] < lengths[:, None]).to(out.dtype)
         pooled = (out * mask[:, None, :]).sum(2) / lengths[:, None].clamp(min=1).to(out.dtype)
-        return self.tcn_output(pooled)
+        logits: torch.Tensor = self.tcn_output(pooled)
+        return logits
 
 
 class Lipreader(nn.Module):
@@ -323,8 +334,12 @@ class Lipreader(nn.Module):
         # the (1, 3, 3) MaxPool3d pools each frame on its own: done as 2-D pooling of the frames it gives the same
         # numbers several times faster on a CPU (no fast max_pool3d kernel there); the module stays for the layout
         x = x.transpose(1, 2).reshape(b * t, c, h, w)
-        x = F.max_pool2d(x, pool.kernel_size[1:], pool.stride[1:], pool.padding[1:])
-        return self.trunk(x).view(b, t, -1)
+        assert isinstance(pool, nn.MaxPool3d)
+        # built in __init__ with 3-tuples (torch types each as an int or a 3-tuple)
+        kernel, stride, padding = cast(tuple[tuple[int, ...], ...], (pool.kernel_size, pool.stride, pool.padding))
+        x = F.max_pool2d(x, kernel[1:], stride[1:], padding[1:])
+        feats: torch.Tensor = self.trunk(x)
+        return feats.view(b, t, -1)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | Sequence[int] | None = None) -> torch.Tensor:
         """Word logits (B, num_classes); `lengths` = valid frames per clip (default: all T)."""
@@ -338,10 +353,11 @@ class Lipreader(nn.Module):
             mean = (x * mask).sum((1, 2, 3, 4), keepdim=True) / n
             std = (((x - mean) * mask) ** 2).sum((1, 2, 3, 4), keepdim=True).div(n).sqrt().clamp(min=1e-3)
             x = (x - mean) / std * mask
-        return self.tcn(self.features(x), lengths)
+        logits: torch.Tensor = self.tcn(self.features(x), lengths)
+        return logits
 
 
-def build_lipreader(preset: str = "lrw_resnet18_mstcn", **overrides) -> Lipreader:
+def build_lipreader(preset: str = "lrw_resnet18_mstcn", **overrides: Any) -> Lipreader:
     """A randomly initialised lipreader of `preset` (see PRESETS), with config fields overridden."""
     if preset not in PRESETS:
         raise KeyError(f"unknown lipreader preset {preset!r}; known: {', '.join(PRESETS)}")
@@ -350,14 +366,14 @@ def build_lipreader(preset: str = "lrw_resnet18_mstcn", **overrides) -> Lipreade
     return Lipreader(LipreaderConfig.from_dict(base))
 
 
-def lipreader_from_config(config: dict) -> Lipreader:
+def lipreader_from_config(config: dict[str, Any]) -> Lipreader:
     """Rebuild a lipreader from its `evaluator_config` (as saved beside calibrated weights)."""
     if config.get("arch") != "lipreader":
         raise ValueError(f"not a lipreader config: arch {config.get('arch')!r}")
     return Lipreader(LipreaderConfig.from_dict(dict(config.get("kwargs", {}))))
 
 
-def load_lrw_labels(path) -> tuple[str, ...]:
+def load_lrw_labels(path: str | Path) -> tuple[str, ...]:
     """The LRW label list (one upper-case word per line, class i = line i), e.g. mpc001 500WordsSortedList.txt."""
     from pathlib import Path
 
@@ -367,7 +383,7 @@ def load_lrw_labels(path) -> tuple[str, ...]:
     return words
 
 
-def read_lipreader_state_dict(path) -> dict[str, torch.Tensor]:
+def read_lipreader_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The network weights of an mpc001 checkpoint (`{"model_state_dict": ...}` as written by its
     `CheckpointSaver`, README Model Zoo files), a `{"state_dict": ...}` dict or a raw state dict; read with
     `weights_only=True` (tensors only, never foreign classes), `module.` prefixes removed."""

@@ -23,7 +23,7 @@ beside the weights: ``sync_evaluator_from_config(config)`` (= ``build_sync_evalu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,18 @@ MFCC_STEPS = 20  # 0.2 s of 100 Hz MFCC per window
 
 # cv2.COLOR_BGR2GRAY weights, in BGR order (input frames are BGR)
 _GREY_BGR = (0.114, 0.587, 0.299)
+
+
+class SyncEvaluator(Protocol):
+    """The interface of the module docstring: SyncNetS, SyncNetSmall and custom evaluators (nn.Modules too)."""
+
+    def forward_lip(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def forward_aud(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def prepare_lip_frames(self, frames: torch.Tensor) -> torch.Tensor: ...
+
+    def forward_lip_prepared(self, windows: torch.Tensor) -> torch.Tensor: ...
 
 
 class SyncNetS(nn.Module):
@@ -82,15 +94,18 @@ class SyncNetS(nn.Module):
 
     def forward_aud(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, 13, 20) raw MFCC -> (N, 1024), not normalised."""
-        return self.netfcaud(self.netcnnaud(x).flatten(1))
+        emb: torch.Tensor = self.netfcaud(self.netcnnaud(x).flatten(1))
+        return emb
 
     def forward_lipfeat(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, 5, 224, 224) BGR 0-255 -> (N, 512) conv feature before the FC head (demo_feature.py)."""
-        return self.netcnnlip(x).flatten(1)
+        feat: torch.Tensor = self.netcnnlip(x).flatten(1)
+        return feat
 
     def forward_lip(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, 5, 224, 224) BGR 0-255 -> (N, 1024), not normalised."""
-        return self.netfclip(self.forward_lipfeat(x))
+        emb: torch.Tensor = self.netfclip(self.forward_lipfeat(x))
+        return emb
 
     def prepare_lip_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """(T, 3, H, W) BGR 0-255 -> the same frames: S has no per-frame preprocessing."""
@@ -127,6 +142,10 @@ class SyncNetSmall(nn.Module):
     embed_dim 64: 0.51 M parameters) is the prototype's "tiny" model, the fastest to calibrate on 2 CPU cores;
     width 1.0 with embed_dim 128 is its 2.45 M "main" model (slightly larger confidence margins, 4x the compute).
     """
+
+    # buffers registered in __init__
+    mfcc_mean: torch.Tensor
+    mfcc_std: torch.Tensor
 
     def __init__(self, width: float = 0.25, embed_dim: int = 64, hidden: int = 256, frame_size: int = 96) -> None:
         super().__init__()
@@ -211,7 +230,8 @@ class SyncNetSmall(nn.Module):
 
     def forward_lipfeat(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, 5, H, W) BGR 0-255 -> (N, F) flattened conv feature before the embedding head."""
-        return self.lip_tower(_standardise(self.lower_half(self._prepare_windows(x))))
+        feat: torch.Tensor = self.lip_tower(_standardise(self.lower_half(self._prepare_windows(x))))
+        return feat
 
     def forward_lip(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, 5, H, W) BGR 0-255 -> (N, D) unit-norm embeddings."""

@@ -74,7 +74,8 @@ def eye_aspect_ratio(landmarks: np.ndarray) -> np.ndarray:
         vertical = np.linalg.norm(p[:, 1] - p[:, 5], axis=-1) + np.linalg.norm(p[:, 2] - p[:, 4], axis=-1)
         horizontal = 2.0 * np.linalg.norm(p[:, 0] - p[:, 3], axis=-1)
         ears.append(vertical / np.maximum(horizontal, 1e-9))
-    return (ears[0] + ears[1]) / 2.0
+    ear: np.ndarray = (ears[0] + ears[1]) / 2.0
+    return ear
 
 
 def blink_onsets(ear: np.ndarray, threshold: float = PAPER_THRESHOLD, distance: int = PEAK_DISTANCE) -> np.ndarray:
@@ -82,6 +83,7 @@ def blink_onsets(ear: np.ndarray, threshold: float = PAPER_THRESHOLD, distance: 
     ear = np.asarray(ear, np.float64)
     if ear.shape[0] < 2:
         return np.zeros(0, np.int64)
+    points: np.ndarray
     points, _ = find_peaks(-np.diff(ear), height=threshold, distance=distance)
     return points.astype(np.int64)
 

@@ -46,7 +46,9 @@ def _grey(image: np.ndarray) -> np.ndarray:
 def canny_edges(image: np.ndarray) -> np.ndarray:
     from skimage.feature import canny
 
-    return canny(image)
+    # skimage's canny is unannotated
+    edges: np.ndarray = canny(image)  # type: ignore[no-untyped-call]
+    return edges
 
 
 def sobel_edges(image: np.ndarray) -> np.ndarray:
@@ -60,7 +62,8 @@ def sobel_edges(image: np.ndarray) -> np.ndarray:
     zc, zr = np.zeros((strength.shape[0], 1)), np.zeros((1, strength.shape[1]))
     across_cols = (strength > np.hstack([zc, strength[:, :-1]])) & (strength > np.hstack([strength[:, 1:], zc]))
     across_rows = (strength > np.vstack([zr, strength[:-1]])) & (strength > np.vstack([strength[1:], zr]))
-    return across_cols | across_rows
+    thinned: np.ndarray = across_cols | across_rows
+    return thinned
 
 
 def _runs(positive: np.ndarray, leftward: bool) -> np.ndarray:

@@ -15,13 +15,15 @@ converted to BGR first, which keeps its grey weights (`COLOR_BGR2GRAY`) and its 
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
 MODES = ("paper", "standard")
 FLOW_SIZE = 128  # smoothness_eval.py: cv.resize(frame, (128, 128))
 # smoothness_eval.py: cv.calcOpticalFlowFarneback(prev, cur, None, 0.5, 7, 5, 15, 5, 1.2, 0)
-FARNEBACK_ARGS: dict[str, float | int] = {
+FARNEBACK_ARGS: dict[str, Any] = {
     "pyr_scale": 0.5,
     "levels": 7,
     "winsize": 5,

@@ -19,7 +19,8 @@ import torch
 
 def _sym_sqrt(mat: torch.Tensor) -> torch.Tensor:
     vals, vecs = torch.linalg.eigh((mat + mat.T) / 2)
-    return (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
+    root: torch.Tensor = (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
+    return root
 
 
 def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor) -> torch.Tensor:
@@ -27,7 +28,7 @@ def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor) -> torch.Tens
     s1, s2 = sigma1.double(), sigma2.double()
     root = _sym_sqrt(s1)
     inner = root @ s2 @ root
-    vals = torch.linalg.eigvalsh((inner + inner.T) / 2)
+    vals: torch.Tensor = torch.linalg.eigvalsh((inner + inner.T) / 2)
     return vals.clamp(min=0).sqrt().sum()
 
 
@@ -48,7 +49,9 @@ def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor,
     return diff.dot(diff) + sigma1.trace() + sigma2.trace() - 2 * trace_sqrt_product(sigma1, sigma2)
 
 
-def moments_from_sums(n: int | torch.Tensor, total: torch.Tensor, outer: torch.Tensor):
+def moments_from_sums(
+    n: int | torch.Tensor, total: torch.Tensor, outer: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean [d], unbiased covariance [d, d]) from n, sum x [d] and sum x x^T [d, d] (float64)."""
     n = int(n)
     if n < 2:

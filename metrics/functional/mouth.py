@@ -32,7 +32,8 @@ def smooth_landmarks(landmarks: np.ndarray, window: int = SMOOTH_WINDOW) -> np.n
     csum = np.concatenate([np.zeros((1, *lm.shape[1:])), np.cumsum(lm, axis=0)])
     t = np.arange(len(lm))
     lo, hi = np.maximum(t - half, 0), np.minimum(t + half + 1, len(lm))
-    return (csum[hi] - csum[lo]) / (hi - lo)[:, None, None]
+    smooth: np.ndarray = (csum[hi] - csum[lo]) / (hi - lo)[:, None, None]
+    return smooth
 
 
 def mouth_transforms(landmarks: np.ndarray, roi: int, roi_eye_ratio: float = 1.0) -> np.ndarray:

@@ -27,6 +27,7 @@ numbers for the same evaluator and batch size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import cv2
 import numpy as np
@@ -37,6 +38,9 @@ from torch import nn
 from data.audio import psf_mfcc
 from data.clip import SAMPLE_RATE, SAMPLES_PER_FRAME
 from metrics.base import ClipScoreError
+
+if TYPE_CHECKING:
+    from metrics.backbones.syncnet import SyncEvaluator
 
 CROP_MODES = ("wholeframe",)
 VSHIFT = 15  # syncnet_python --vshift default
@@ -121,8 +125,8 @@ def _checked_windows(video: np.ndarray, audio: np.ndarray) -> int:
 def _device_of(model: nn.Module) -> torch.device:
     for tensor in model.parameters():
         return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 
@@ -163,6 +167,8 @@ def sync_scores_reference(
     n_win = _checked_windows(video, audio)
     evaluator.eval()
     device = _device_of(evaluator)
+    # a Module and a SyncEvaluator: an intersection that annotations cannot express
+    net = cast("SyncEvaluator", evaluator)
     frames = syncnet_frames(video, crop)
     im = np.transpose(frames[None], (0, 4, 1, 2, 3))  # (1, 3, T, H, W)
     imtv = torch.from_numpy(im.astype(float)).float()
@@ -172,9 +178,9 @@ def sync_scores_reference(
     for i in range(0, lastframe, batch_size):
         batch = range(i, min(lastframe, i + batch_size))
         im_in = torch.cat([imtv[:, :, v : v + WINDOW_FRAMES, :, :] for v in batch], 0)
-        im_feat.append(evaluator.forward_lip(im_in.to(device)).cpu())
+        im_feat.append(net.forward_lip(im_in.to(device)).cpu())
         cc_in = torch.cat([cct[:, :, :, v * MFCC_PER_FRAME : v * MFCC_PER_FRAME + MFCC_WINDOW] for v in batch], 0)
-        cc_feat.append(evaluator.forward_aud(cc_in.to(device)).cpu())
+        cc_feat.append(net.forward_aud(cc_in.to(device)).cpu())
     im_feat_t, cc_feat_t = torch.cat(im_feat, 0), torch.cat(cc_feat, 0)
     dists = calc_pdist(im_feat_t, cc_feat_t, vshift=vshift)
     mdist = torch.mean(torch.stack(dists, 1), 1)
@@ -207,10 +213,11 @@ def prepare_clip_frames(evaluator: nn.Module, frames_bgr: np.ndarray, chunk: int
     evaluators' per-frame preprocessing does not depend on the layout, so this equals the reference path.
     """
     device = _device_of(evaluator)
+    net = cast("SyncEvaluator", evaluator)  # a Module and a SyncEvaluator (see sync_scores_reference)
     out = []
     for t in range(0, frames_bgr.shape[0], chunk):
         part = torch.from_numpy(np.ascontiguousarray(frames_bgr[t : t + chunk])).to(device).float()
-        out.append(evaluator.prepare_lip_frames(part.permute(0, 3, 1, 2)))
+        out.append(net.prepare_lip_frames(part.permute(0, 3, 1, 2)))
     return torch.cat(out, 0)
 
 
@@ -234,12 +241,13 @@ def embed_clip(
     windows = frames.unfold(0, WINDOW_FRAMES, 1).movedim(-1, 1)
     cc = torch.from_numpy(mfcc).to(device)
     cc_windows = cc.unfold(1, MFCC_WINDOW, MFCC_PER_FRAME).movedim(1, 0)[:, None]  # (M', 1, 13, 20)
+    net = cast("SyncEvaluator", evaluator)  # a Module and a SyncEvaluator (see sync_scores_reference)
     im_feat, cc_feat = [], []
     for i in range(0, num_windows, batch_size):
         j = min(num_windows, i + batch_size)
         # distances in float32 whatever precision the forwards ran in (bf16 autocast on a GPU)
-        im_feat.append(evaluator.forward_lip_prepared(windows[i:j].contiguous()).float().cpu())
-        cc_feat.append(evaluator.forward_aud(cc_windows[i:j].contiguous()).float().cpu())
+        im_feat.append(net.forward_lip_prepared(windows[i:j].contiguous()).float().cpu())
+        cc_feat.append(net.forward_aud(cc_windows[i:j].contiguous()).float().cpu())
     return torch.cat(im_feat, 0), torch.cat(cc_feat, 0)
 
 

@@ -1,10 +1,18 @@
-"""Dataclass hyperparameter configs: strict construction from dicts / omegaconf, and named presets."""
+"""Dataclass hyperparameter configs: strict construction from dicts / omegaconf, and named presets.
+
+A model's config dataclass is the schema of its hyperparameters (names, types, the official values as defaults);
+the values of its presets (`tiny`, `paper`) live in one place, the `presets:` of `configs/models/<name>.yaml`, which
+the run composition (benchmark/config.py) and `Config.preset(name)` both read.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar, cast
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -37,8 +45,56 @@ def to_config(cls: type[C], cfg: C | Mapping[str, Any] | DictConfig | None) -> C
         raise ValueError(f"{cls.__name__}: {err}") from err
 
 
-def from_preset(cls: type[C], presets: Mapping[str, Mapping[str, Any]], name: str, **overrides: Any) -> C:
-    """`cls` with the preset's values, then `overrides` (unknown keys are errors)."""
-    if name not in presets:
-        raise KeyError(f"{cls.__name__}: unknown preset {name!r}; known: {', '.join(presets)}")
-    return to_config(cls, {**presets[name], **overrides})
+def config_dir() -> Path:
+    """The YAML config tree: $TALKBENCH_CONFIGS, else the repository's configs/."""
+    return Path(os.environ.get("TALKBENCH_CONFIGS", Path(__file__).resolve().parents[2] / "configs"))
+
+
+@lru_cache(maxsize=64)
+def _model_presets(path: Path, mtime_ns: int) -> dict[str, Any]:
+    doc = OmegaConf.load(path)
+    if not isinstance(doc, DictConfig):
+        raise ValueError(f"{path}: expected a mapping (with `presets:`), got a list")
+    raw = OmegaConf.to_container(doc.get("presets") or {}, resolve=True)
+    assert isinstance(raw, dict)
+    return cast(dict[str, Any], raw)  # YAML mapping keys: strings
+
+
+def model_presets(model: str) -> dict[str, Any]:
+    """The `presets:` section of configs/models/<model>.yaml as plain data (preset name -> overlay)."""
+    path = config_dir() / "models" / f"{model}.yaml"
+    if not path.exists():
+        raise KeyError(f"no model config {path}")
+    return _model_presets(path, path.stat().st_mtime_ns)
+
+
+def preset_params(model: str, preset: str, dataset: str | None = None) -> dict[str, Any]:
+    """The hyperparameters preset `preset` of configs/models/<model>.yaml sets (its `params:`, then those of its
+    `datasets: {<dataset>: {params: ...}}` entry); what it leaves out keeps the config dataclass's default."""
+    presets = model_presets(model)
+    if preset not in presets:
+        raise KeyError(f"{model}: unknown preset {preset!r}; known: {', '.join(presets)}")
+    overlay = presets[preset] or {}
+    params = dict(overlay.get("params") or {})
+    if dataset is not None:
+        params.update(((overlay.get("datasets") or {}).get(dataset) or {}).get("params") or {})
+    return params
+
+
+class Presets:
+    """Mixin of a config dataclass whose presets are those of configs/models/<preset_source>.yaml."""
+
+    preset_source: ClassVar[str]
+
+    @classmethod
+    def preset(cls: type[P], name: str, *, dataset: str | None = None, **overrides: Any) -> P:
+        """The config of preset `name` (on `dataset`, where the preset differs per corpus), then `overrides`
+        (unknown keys are errors)."""
+        return to_config(cls, {**preset_params(cls.preset_source, name, dataset), **overrides})
+
+    @classmethod
+    def preset_names(cls) -> list[str]:
+        return list(model_presets(cls.preset_source))
+
+
+P = TypeVar("P", bound=Presets)

@@ -167,6 +167,7 @@ def ddim_step(
     dtype. `noise` (standard normal, drawn by the caller so its generator and batching stay the caller's) is
     added only when sigma > 0.
     """
+    direction: torch.Tensor | float
     if isinstance(alpha_bar_prev, torch.Tensor):
         direction = (1 - alpha_bar_prev - sigma**2).clamp(min=0.0).sqrt()
     else:

@@ -34,7 +34,7 @@ the official code, and why:
 - frames are resized with INTER_AREA on uint8 (official: torchvision Resize(128) on [-1, 1] floats) from our face
   crops (official: face-processor alignment, data/ pipeline), and outputs resized back to the clip's size with
   bicubic interpolation and rounded (official: 127 x + 127, cv2.resize x2 to 256);
-- validation is the training losses on held-out windows every val_every_n_steps; the official run samples videos
+- validation is the training losses on held-out windows every val_check_interval; the official run samples videos
   only every 5000 epochs, which its schedule never reaches;
 - the seed is run.seed (official 2137), the checkpointing and logging are the suite's.
 `tiny` is a CPU-minutes model that is NOT the paper's, built to learn lip-sync in a few hundred optimiser steps on
@@ -58,18 +58,19 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
 from data.clip import Clip, frames_for_audio
 from models.base import TalkingFaceModule
 from models.checkpoints import CheckpointError, check_state_dict
 from models.common.audio_frontends import AudioFrontend, build_audio_frontend
-from models.common.config import from_preset, to_config
+from models.common.config import Presets, to_config
 from models.common.inputs import clip_seeds
 from models.common.steps import log_losses
 from models.diffused_heads.checkpoints import DiffusedHeadsCheckpoint, implied_params, read_dh_checkpoint
@@ -94,8 +95,10 @@ def _plain(value: Any) -> Any:
 
 
 @dataclass
-class DiffusedHeadsConfig:
+class DiffusedHeadsConfig(Presets):
     """Hyperparameters; defaults are the `paper` preset (official configs/config.yaml)."""
+
+    preset_source: ClassVar[str] = "diffused_heads"  # its presets: configs/models/diffused_heads.yaml
 
     image_size: int = 128  # internal resolution of the UNet (frames are resized to it and back)
     model_channels: int = 256
@@ -135,10 +138,6 @@ class DiffusedHeadsConfig:
     segment_len: int | None = None  # re-seed a motion frame with the identity frame every N frames (None = off)
     generate_batch_size: int = 16  # clips sampled together in generate()
 
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> DiffusedHeadsConfig:
-        return from_preset(cls, DIFFUSED_HEADS_PRESETS, name, **overrides)
-
     def unet_config(self) -> UNetConfig:
         return UNetConfig(
             image_size=self.image_size,
@@ -160,39 +159,6 @@ class DiffusedHeadsConfig:
         return SamplerConfig(method=self.sampler, steps=self.sample_steps, eta=self.ddim_eta)
 
 
-DIFFUSED_HEADS_PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
-    # CPU minutes, NOT the paper's model (module docstring; configs/models/diffused_heads.yaml notes say the same):
-    # 32x32 inside, small widths, x0 prediction added to the identity frame, motion frames without their lower half,
-    # lip-loss weight 1.0, Adam 1e-3 with a faster LR decay, 5 DDIM steps
-    "tiny": {
-        "image_size": 32,
-        "model_channels": 16,
-        "channel_mult": (1, 2, 4),  # 16 channels at 32x32 where convolutions cost most, 64 at 8x8
-        "num_res_blocks": 1,
-        "attention_resolutions": (8,),
-        "num_heads": 1,
-        "num_head_channels": -1,
-        "dropout": 0.0,
-        "norm_groups": 8,
-        "audio_dim": 64,
-        "audio_encoder_width": 64,
-        "prediction": "x0",
-        "identity_residual": True,
-        "motion_mask": "lower_half",
-        "lip_weight": 1.0,  # with the motion frames' mouth hidden, the mouth box is where audio must be learned
-        "lip_margin": 2,
-        "lr": 1e-3,
-        "lr_step_every": 300,
-        "batch_size": 16,
-        "sampler": "ddim",
-        "sample_steps": 5,
-        "segment_len": 10,
-        "generate_batch_size": 16,
-    },
-}
-
-
 class DiffusedHeadsModule(TalkingFaceModule):
     """Diffused Heads: `self.net` is the UNet (official key names), `self.audio_frontend` the per-frame audio front
     end (registered as `self.audio_encoder` when trainable; a frozen one is kept out of the state dict and the
@@ -205,6 +171,7 @@ class DiffusedHeadsModule(TalkingFaceModule):
     crop = "diffused_heads"  # data.faces crop: the 128 px head aligned on the eyes (official face-processor framing)
     trainable = True
     config_class = DiffusedHeadsConfig
+    _frozen_frontend: AudioFrontend | None  # set in __init__ with object.__setattr__ (no submodule)
 
     def __init__(self, cfg: DiffusedHeadsConfig | Mapping[str, Any] | None = None) -> None:
         super().__init__()
@@ -245,7 +212,9 @@ class DiffusedHeadsModule(TalkingFaceModule):
     @property
     def audio_frontend(self) -> AudioFrontend:
         """The audio front end (models/common/audio_frontends.py); `.info()` says what to record in results."""
-        return self.audio_encoder if self.audio_encoder is not None else self._frozen_frontend
+        frontend = self.audio_encoder if self.audio_encoder is not None else self._frozen_frontend
+        assert frontend is not None  # __init__ sets one of the two
+        return frontend
 
     def train_dataset(self, clips: Sequence[Clip], *, seed: int, fixed: bool) -> DiffusedHeadsWindows:
         return DiffusedHeadsWindows(
@@ -313,11 +282,12 @@ class DiffusedHeadsModule(TalkingFaceModule):
 
     @torch.no_grad()
     def update_ema(self) -> None:
+        assert self.ema_net is not None and self.cfg.ema_decay is not None  # __init__ builds ema_net from ema_decay
         d = float(self.cfg.ema_decay)
         for e, p in zip(self.ema_net.parameters(), self.net.parameters()):
             e.lerp_(p.detach(), 1.0 - d)
-        for e, p in zip(self.ema_net.buffers(), self.net.buffers()):
-            e.copy_(p)
+        for e_buf, buf in zip(self.ema_net.buffers(), self.net.buffers()):
+            e_buf.copy_(buf)
 
     def lr_step_size(self, total_steps: int | None = None) -> int:
         """Optimiser steps between StepLR decays: `lr_step_every`, or `total_steps` (default: the trainer's
@@ -335,9 +305,10 @@ class DiffusedHeadsModule(TalkingFaceModule):
                     "set here: train in a Trainer with max_steps, or set lr_step_every"
                 )
             total_steps = int(total)
+        assert self.cfg.lr_decays is not None  # __init__ checks that lr_step_every or lr_decays is set
         return max(1, int(total_steps) // int(self.cfg.lr_decays))
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         params = list(self.net.parameters())
         if self.audio_encoder is not None:  # only a trainable front end is optimised
             params += list(self.audio_encoder.parameters())
@@ -415,12 +386,14 @@ class DiffusedHeadsModule(TalkingFaceModule):
                 f"{self.cfg.audio_frontend!r} front end: build it with audio_frontend=mel"
             )
         if enc_sd:
+            assert self.audio_encoder is not None  # raised above otherwise
             self._check(ck, self.audio_encoder, enc_sd, "audio encoder")
         if ema_sd:
             self._check(ck, self.net, ema_sd, "EMA UNet")
         loaded = ["net"]
         self.net.load_state_dict(net_sd)
         if enc_sd:
+            assert self.audio_encoder is not None
             self.audio_encoder.load_state_dict(enc_sd)
             loaded.append("audio_encoder")
         if self.ema_net is not None:
@@ -447,7 +420,7 @@ class DiffusedHeadsModule(TalkingFaceModule):
         diff = {k: v for k, v in implied.items() if _plain(have.get(k)) != _plain(v)}
         unet = ck.unet()
         fits = []
-        for preset in DIFFUSED_HEADS_PRESETS:
+        for preset in DiffusedHeadsConfig.preset_names():
             try:
                 with torch.device("meta"):
                     net = DiffusedHeadsUNet(DiffusedHeadsConfig.preset(preset, **implied).unet_config())
@@ -461,7 +434,7 @@ class DiffusedHeadsModule(TalkingFaceModule):
             text += f" The file implies params {diff} (this model has {mine}): build the model with them."
         if fits:
             return text + f" With the params it implies it fits the {' / '.join(map(repr, fits))} preset."
-        presets = ", ".join(DIFFUSED_HEADS_PRESETS)
+        presets = ", ".join(DiffusedHeadsConfig.preset_names())
         return text + f" It fits no preset ({presets}) with the params it implies: its widths differ."
 
     # ----- backends ----------------------------------------------------------------------------------------------

@@ -35,26 +35,29 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.core.optimizer import LightningOptimizer
 
 from data.clip import Clip, frames_for_audio
 from models.base import TalkingFaceModule
-from models.common.config import from_preset, to_config
+from models.common.config import Presets, to_config
 from models.common.frames import model_to_rgb, rgb_to_model
 from models.facecrop import crop_faces, paste_faces
 from models.lipgan.audio import audio_chunks
-from models.lipgan.nets import PRESET_WIDTHS, LipGANDiscriminator, LipGANGenerator, contrastive_loss
+from models.lipgan.nets import LipGANDiscriminator, LipGANGenerator, contrastive_loss
 from models.lipgan.process import lipgan_input
 from models.lipgan.windows import MIN_REF_DISTANCE, LipGANWindows
 
 
 @dataclass
-class LipGANConfig:
+class LipGANConfig(Presets):
     """Defaults are the `paper` preset (LipGAN train.py: residual model, batch 96, Adam 1e-4)."""
+
+    preset_source: ClassVar[str] = "lipgan"  # its presets: configs/models/lipgan.yaml
 
     width: float = 1.0  # generator channel multiplier (1.0 = the official residual model)
     disc_width: float = 1.0
@@ -70,24 +73,6 @@ class LipGANConfig:
     frame_offset: int = 0  # audio window centre relative to its frame, in frames (0: centred, official)
     generate_batch_size: int = 256  # batch_inference.py lipgan_batch_size
 
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> LipGANConfig:
-        return from_preset(cls, LIPGAN_PRESETS, name, **overrides)
-
-
-LIPGAN_PRESETS: dict[str, dict[str, Any]] = {
-    # the dataclass defaults (official values; differences listed in the module docstring)
-    "paper": {},
-    "tiny": {
-        "width": PRESET_WIDTHS["tiny"],
-        "disc_width": PRESET_WIDTHS["tiny"],
-        "lr": 1e-3,
-        "disc_lr": 1e-3,
-        "batch_size": 16,
-        "generate_batch_size": 64,
-    },
-}
-
 
 class LipGANModule(TalkingFaceModule):
     """LipGAN training and `generate` (models/base.py contract). Generator `net.*`, discriminator `disc.*`.
@@ -99,6 +84,8 @@ class LipGANModule(TalkingFaceModule):
     crop = "wav2lip"  # data.faces crop: the 96 px face box (LipGAN preprocess.py: dlib box resized to 96)
     trainable = True
     config_class = LipGANConfig
+    # the sync discriminator trained with it (a contrastive audio-face network of LipGAN's own, no evaluator here)
+    trained_against = {"lipgan_sync_disc": "its own audio-face sync discriminator (trained alongside it)"}
     redraws_faces = True  # face_audio_windows + redraw_faces: `bench generate` on any video
     default_pads = (0, 0, 0, 0)  # batch_inference.py --pads default
 
@@ -129,7 +116,7 @@ class LipGANModule(TalkingFaceModule):
         return contrastive_loss(d, torch.full_like(d, label), self.cfg.margin)
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        opt_g, opt_d = self.optimizers()
+        opt_g, opt_d = cast(list[LightningOptimizer], self.optimizers())
         face, target, audio = batch["face"], batch["target"], batch["audio"]
         size = target.shape[0]
         fake = self.net(audio, face)

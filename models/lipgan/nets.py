@@ -29,7 +29,6 @@ from models.common.blocks import scale_channels
 FACE_SIZE = 96
 KERAS_BN_EPS = 1e-3
 KERAS_BN_MOMENTUM = 0.2  # = 1 - Keras momentum 0.8
-PRESET_WIDTHS: dict[str, float] = {"paper": 1.0, "tiny": 0.125}
 AUDIO_SHAPES: dict[str, tuple[int, int]] = {"mfcc": (12, 35), "mel": (80, 27)}
 
 _Size = int | tuple[int, int]
@@ -69,7 +68,8 @@ class KerasConvTranspose2d(nn.ConvTranspose2d):
     def __init__(self, cin: int, cout: int, kernel_size: _Size, stride: _Size) -> None:
         super().__init__(cin, cout, _pair(kernel_size), _pair(stride), padding=0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    # narrower than ConvTranspose2d.forward(input, output_size=None): the output size is Keras's, not a choice
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         h, w = x.shape[-2] * self.stride[0], x.shape[-1] * self.stride[1]
         full = super().forward(x)
         top = max(full.shape[-2] - h, 0) // 2

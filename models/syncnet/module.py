@@ -21,20 +21,22 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from data.clip import Clip
 from models.base import TalkingFaceModule
-from models.common.config import from_preset, to_config
-from models.syncnet.nets import PRESET_WIDTHS, SyncNetColor, sync_bce, sync_probability
+from models.common.config import Presets, to_config
+from models.syncnet.nets import SyncNetColor, sync_bce, sync_probability
 from models.syncnet.windows import SyncExpertWindows
 
 
 @dataclass
-class SyncNetExpertConfig:
+class SyncNetExpertConfig(Presets):
     """Expert hyperparameters; defaults are the `paper` preset (Wav2Lip hparams.py)."""
+
+    preset_source: ClassVar[str] = "syncnet_expert"  # its presets: configs/models/syncnet_expert.yaml
 
     width: float = 1.0  # channel multiplier; 1.0 = the official network (lipsync_expert.pth loads)
     lr: float = 1e-4  # hparams.syncnet_lr
@@ -42,19 +44,6 @@ class SyncNetExpertConfig:
     batch_size: int = 64  # hparams.syncnet_batch_size
     # Officially a negative may be any other window (1); see windows.SyncExpertWindows for why 2 helps.
     negative_min_shift: int = 1
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> SyncNetExpertConfig:
-        return from_preset(cls, SYNC_EXPERT_PRESETS, name, **overrides)
-
-
-SYNC_EXPERT_PRESETS: dict[str, dict[str, Any]] = {
-    # the dataclass defaults (official values; differences listed in the module docstring)
-    "paper": {},
-    # CPU minutes on the synthetic corpus (measurements in models/wav2lip/module.py's docstring): a higher lr
-    # and negatives >= 2 frames away get the held-out BCE below 0.5 in ~200 steps
-    "tiny": {"width": PRESET_WIDTHS["tiny"], "lr": 5e-4, "batch_size": 64, "negative_min_shift": 2},
-}
 
 
 class SyncNetExpertModule(TalkingFaceModule):
@@ -106,4 +95,4 @@ class SyncNetExpertModule(TalkingFaceModule):
         return self._step(batch, "val")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr, betas=tuple(self.cfg.betas))
+        return torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr, betas=(self.cfg.betas[0], self.cfg.betas[1]))

@@ -57,9 +57,6 @@ FACE_CHANNELS = 15  # 5 frames x BGR, channel index 3*t + c
 FACE_SIZE = (48, 96)  # lower half of a 96x96 face crop
 MEL_SHAPE = (80, 16)
 
-# width multiplier per preset; "paper" is the official network
-PRESET_WIDTHS: dict[str, float] = {"paper": 1.0, "tiny": 0.25}
-
 
 def _stack(cin: int, blocks: list, width: float) -> nn.Sequential:
     layers = []

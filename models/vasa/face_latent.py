@@ -122,6 +122,7 @@ class WarpGenerator(nn.Module):
         self.fc = nn.Linear(code_dim, channels * math.prod(self.coarse))
         self.conv = nn.Sequential(nn.SiLU(), nn.Conv3d(channels, channels, 3, 1, 1), nn.SiLU())
         self.out = nn.Conv3d(channels, 3, 3, 1, 1)
+        assert self.out.bias is not None  # Conv3d's default bias=True
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -169,6 +170,7 @@ class Decoder(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.up = nn.ConvTranspose2d(channels, channels, 4, 2, 1)
         self.out = nn.Conv2d(channels, 4, 3, 1, 1)  # RGB and the logit of the warped-image blending mask
+        assert self.out.bias is not None  # Conv2d's default bias=True
         nn.init.constant_(self.out.bias[3:], 2.0)  # start mostly from the warped source image
 
     def forward(self, volume: torch.Tensor, code: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
@@ -243,6 +245,8 @@ class FaceLatents:
 
 class FaceLatentNet(nn.Module):
     """Encoders, warps, decoder and the two auxiliary heads (see the module docstring)."""
+
+    base_grid: torch.Tensor  # buffer [D, h, w, 3]: the volume's voxel coordinates
 
     def __init__(
         self,

@@ -48,7 +48,7 @@ import dataclasses
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -56,7 +56,7 @@ import torch.nn.functional as F
 
 from data.clip import Clip, frames_for_audio
 from models.base import TalkingFaceModule
-from models.common.config import from_preset, to_config
+from models.common.config import Presets, to_config
 from models.common.inputs import clip_seeds, generation_inputs
 from models.common.steps import log_losses
 from models.vasa.face_latent import POSE_DIM, FaceLatentNet
@@ -71,12 +71,14 @@ LABEL = "VASA-style"
 
 
 @dataclass
-class VasaFaceConfig:
+class VasaFaceConfig(Presets):
     """Face latent model hyperparameters; defaults are the `paper` preset.
 
     The paper's face model has ~200M parameters at 512x512 (VoxCeleb2, 7 days on 4 A6000s); `paper` keeps its
     structure at 256x256 with a 32-channel, 16-deep volume, which is what one GPU trains in reasonable time.
     """
+
+    preset_source: ClassVar[str] = "vasa_face"  # its presets: configs/models/vasa_face.yaml
 
     resolution: int = 256
     channels: int = 32
@@ -99,43 +101,10 @@ class VasaFaceConfig:
     w_mouth: float = 0.0  # extra L1 weight inside the mouth box (landmarks 48-67 + margin), where landmarks exist
     temperature: float = 0.1  # identity-embedder InfoNCE temperature
 
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> VasaFaceConfig:
-        return from_preset(cls, VASA_FACE_PRESETS, name, **overrides)
-
     def net_kwargs(self) -> dict[str, Any]:
-        keys = ("resolution", "channels", "max_channels", "vol_channels", "vol_depth", "id_dim", "dyn_dim")
-        keys += ("embed_dim", "max_angle_deg", "vol_stride", "landmark_guide")
+        keys: tuple[str, ...] = ("resolution", "channels", "max_channels", "vol_channels", "vol_depth")
+        keys += ("id_dim", "dyn_dim", "embed_dim", "max_angle_deg", "vol_stride", "landmark_guide")
         return {k: getattr(self, k) for k in keys}
-
-
-VASA_FACE_PRESETS: dict[str, dict[str, Any]] = {
-    # the dataclass defaults (how they differ from VASA-1: the module docstring)
-    "paper": {},
-    # CPU minutes on a shared 2-core machine: 32x32 faces (generate() resizes back), a 16x16x4 volume, and no
-    # cross-identity term (it costs a third encoded frame, a fifth decoded image and the embedder)
-    "tiny": {
-        "resolution": 32,
-        "channels": 16,
-        "max_channels": 64,
-        "vol_channels": 8,
-        "vol_depth": 4,
-        "id_dim": 32,
-        "dyn_dim": 16,
-        "embed_dim": 32,
-        "max_angle_deg": 30.0,
-        "vol_stride": 2,
-        # a few hundred CPU steps do not learn to open the mouth from global codes alone (measured: closed
-        # mouths after 391 steps); openness maps from the landmark head give the decoder where and how much
-        "landmark_guide": True,
-        "lr": 1e-3,
-        "batch_size": 8,
-        # the synthetic mouth is ~5 px wide at 32x32: weight it so a few hundred CPU steps learn it
-        "w_mouth": 4.0,
-        "w_cross_id": 0.0,
-        "w_embed": 0.0,
-    },
-}
 
 
 class VasaFaceModule(TalkingFaceModule):
@@ -249,7 +218,7 @@ def _masked_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Te
 
 
 @dataclass
-class VasaConfig:
+class VasaConfig(Presets):
     """Motion generator and pipeline hyperparameters; defaults are the `paper` preset.
 
     window / context (W, K): VASA-1 does not state them; 50 / 10 frames (2 s / 0.4 s at 25 fps) here.
@@ -257,6 +226,8 @@ class VasaConfig:
     null = training mean gaze and distance, empty emotion offset (VASA-1: forward-facing gaze, mean distance,
     empty emotion; the module docstring says why the gaze default differs).
     """
+
+    preset_source: ClassVar[str] = "vasa"  # its presets: configs/models/vasa.yaml
 
     face_preset: str = "paper"  # the stage-1 preset to build when no trained face model is passed
     window: int = 50
@@ -284,10 +255,6 @@ class VasaConfig:
     batch_size: int = 64
     decode_batch: int = 32  # frames per decoder pass in generate()
 
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> VasaConfig:
-        return from_preset(cls, VASA_PRESETS, name, **overrides)
-
     def guidance(self) -> dict[str, float]:
         return {
             "audio": self.cfg_audio,
@@ -296,24 +263,6 @@ class VasaConfig:
             "emotion": self.cfg_emotion,
             "prev": self.cfg_prev,
         }
-
-
-VASA_PRESETS: dict[str, dict[str, Any]] = {
-    # the dataclass defaults (how they differ from VASA-1: the module docstring)
-    "paper": {},
-    "tiny": {
-        "face_preset": "tiny",
-        "window": 20,
-        "context": 5,
-        "d_model": 128,
-        "layers": 4,
-        "heads": 4,
-        "dropout": 0.0,
-        "lr": 5e-4,
-        "batch_size": 32,
-        "sample_steps": 25,
-    },
-}
 
 
 class VasaModule(TalkingFaceModule):
@@ -327,6 +276,7 @@ class VasaModule(TalkingFaceModule):
     trainable = True
     config_class = VasaConfig
     label = LABEL
+    stats_ready: torch.Tensor  # buffer: whether set_stats has run (besides the {motion,gaze,distance}_{mean,std})
 
     def __init__(
         self,
@@ -406,7 +356,7 @@ class VasaModule(TalkingFaceModule):
         self.stats_ready.fill_(True)
 
     def on_fit_start(self) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
+        dm: Any = getattr(self.trainer, "datamodule", None)
         train_set = getattr(dm, "train_set", None)
         if train_set is not None and not hasattr(train_set, "stats") and hasattr(dm, "statistics_set"):
             train_set = dm.statistics_set()  # a streamed corpus: the normalisation of a sample of its clips

@@ -57,8 +57,9 @@ def audio_feature_fn(name: str) -> tuple[Callable[[np.ndarray], np.ndarray], int
     frozen = [n for n in AUDIO_FRONTENDS if not audio_frontend_class(n).trainable]
     if name not in frozen:
         raise KeyError(f"unknown audio features {name!r}; valid: {sorted([*AUDIO_FEATURES, *frozen])}")
-    cls = audio_frontend_class(name)
-    return (lambda audio: audio_feature_extractor(name)(audio)), int(cls.fixed_dim)
+    dim = audio_frontend_class(name).fixed_dim
+    assert dim is not None, f"frozen audio front end {name!r} has no fixed width"
+    return (lambda audio: audio_feature_extractor(name)(audio)), int(dim)
 
 
 CONDITIONS = ("audio", "prev", "gaze", "distance", "emotion")

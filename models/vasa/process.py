@@ -31,6 +31,8 @@ class CosineSchedule(nn.Module):
     """The shared cosine schedule (`schedulers.CosineScheduler`) as a float32 buffer that follows the module's
     device: alpha_bar(t) = cos^2(((t / T) + s) / (1 + s) * pi / 2), betas clipped at 0.999 (improved DDPM)."""
 
+    alpha_bar: torch.Tensor  # buffer [T]
+
     def __init__(self, num_steps: int = 1000, s: float = schedulers.COSINE_OFFSET) -> None:
         super().__init__()
         # VASA's named departures from Diffused Heads' schedule (schedulers module docstring)

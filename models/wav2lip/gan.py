@@ -7,7 +7,7 @@ Adam lr 1e-4, betas (0.5, 0.999). Each batch takes one G step then one D step, i
 
 Lightning counts every optimizer step in manual optimization, so `trainer.max_steps` counts G and D steps
 together: a budget of N batches is `max_steps = 2 N` (configs/models/wav2lip_gan.yaml does this).
-`val_every_n_steps` (Lightning's val_check_interval) counts batches, so 3000 is hparams.eval_interval as is.
+Lightning's `val_check_interval` counts batches, so 3000 is hparams.eval_interval as is.
 
 Paper preset vs the official code (table: docs/official_recipes.md; pinned by tests/models/test_wav2lip_gan.py).
 Equal: the values above, Wav2Lip:hparams.py batch_size 16, eval every 3,000 batches and none at step 1
@@ -25,23 +25,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.core.optimizer import LightningOptimizer
 
-from models.common.config import from_preset, to_config
+from models.common.config import to_config
 from models.syncnet.module import SyncNetExpertModule
-from models.syncnet.nets import PRESET_WIDTHS as EXPERT_WIDTHS
 from models.syncnet.nets import SyncNetColor
-from models.wav2lip.module import WAV2LIP_PRESETS, Wav2LipConfig, Wav2LipModule
-from models.wav2lip.nets import PRESET_WIDTHS, Wav2LipDiscQual
+from models.wav2lip.module import Wav2LipConfig, Wav2LipModule
+from models.wav2lip.nets import Wav2LipDiscQual
 from models.wav2lip.process import disc_losses, gan_generator_loss, perceptual_loss
 
 
 @dataclass
 class Wav2LipGANConfig(Wav2LipConfig):
     """Wav2Lip + visual-quality discriminator; defaults are the `paper` preset (hq_wav2lip_train.py, hparams.py)."""
+
+    preset_source: ClassVar[str] = "wav2lip_gan"  # its presets: configs/models/wav2lip_gan.yaml
 
     betas: tuple[float, float] = (0.5, 0.999)  # hq_wav2lip_train.py: both optimizers
     syncnet_wt_after: float = 0.03  # hparams comment / hq_wav2lip_train.py eval_model
@@ -50,26 +52,12 @@ class Wav2LipGANConfig(Wav2LipConfig):
     disc_betas: tuple[float, float] = (0.5, 0.999)
     disc_width: float = 1.0  # channel multiplier of the discriminator; 1.0 = visual_quality_disc.pth loads
 
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> Wav2LipGANConfig:
-        return from_preset(cls, WAV2LIP_GAN_PRESETS, name, **overrides)
 
-
-WAV2LIP_GAN_PRESETS: dict[str, dict[str, Any]] = {
-    # the dataclass defaults (official values; differences listed in the module docstring)
-    "paper": {},
-    # Wav2Lip's tiny settings (see models/wav2lip/module.py) with the GAN's sync weight on from the start,
-    # because the official gate does not open within a few CPU minutes.
-    "tiny": {
-        **WAV2LIP_PRESETS["tiny"],
-        "betas": (0.5, 0.999),
-        "syncnet_wt": 0.03,
-        "syncnet_wt_after": 0.03,
-        "disc_lr": 1e-3,
-        "disc_width": PRESET_WIDTHS["tiny"],
-    },
-}
-assert EXPERT_WIDTHS["tiny"] == WAV2LIP_PRESETS["tiny"]["expert_width"]
+def build_disc_qual(preset: str = "paper") -> Wav2LipDiscQual:
+    """The visual-quality discriminator at a preset's width (`bench weights import ... --as visual_quality_disc`)."""
+    if preset not in Wav2LipGANConfig.preset_names():
+        raise KeyError(f"unknown preset {preset!r}; known: {', '.join(Wav2LipGANConfig.preset_names())}")
+    return Wav2LipDiscQual(width=Wav2LipGANConfig.preset(preset).disc_width)
 
 
 class Wav2LipGANModule(Wav2LipModule):
@@ -94,7 +82,7 @@ class Wav2LipGANModule(Wav2LipModule):
         self.automatic_optimization = False
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        opt_g, opt_d = self.optimizers()
+        opt_g, opt_d = cast(list[LightningOptimizer], self.optimizers())
         target = batch["target"]
         generated = self.net(batch["mels"], batch["face"])
         l1 = F.l1_loss(generated, target)
@@ -133,6 +121,7 @@ class Wav2LipGANModule(Wav2LipModule):
         self.log("val/disc_fake", fake, batch_size=size, sync_dist=True)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        opt_g = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr, betas=tuple(self.cfg.betas))
-        opt_d = torch.optim.Adam(self.disc.parameters(), lr=self.cfg.disc_lr, betas=tuple(self.cfg.disc_betas))
+        betas, disc_betas = self.cfg.betas, self.cfg.disc_betas
+        opt_g = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr, betas=(betas[0], betas[1]))
+        opt_d = torch.optim.Adam(self.disc.parameters(), lr=self.cfg.disc_lr, betas=(disc_betas[0], disc_betas[1]))
         return [opt_g, opt_d]

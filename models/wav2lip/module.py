@@ -14,7 +14,7 @@ get_segmented_mels), hparams.eval_interval 3000, fp32, inference.py wav2lip_batc
 - eval size: wav2lip_train.py eval_model stops after 701 batches (`step > 700`, cycling the val loader);
   limit_val_batches 701, but our pass ends at the end of the val windows when there are fewer.
 - no eval after step 1: wav2lip_train.py also evaluates at global_step 1, which only matters if the untrained
-  generator already scores < 0.75; Lightning validates every val_every_n_steps batches only.
+  generator already scores < 0.75; Lightning validates every val_check_interval batches only.
 - expert BatchNorm: wav2lip_train.py never calls syncnet.eval() (train-mode BN); eval mode here, see above.
 - eval items: wav2lip_train.py draws new random windows each eval; ours are a fixed seeded set, so evals compare.
 - clip length: wav2lip_train.py skips videos with <= 15 frames (3 * syncnet_T); models/common/windows.py needs 6.
@@ -29,7 +29,7 @@ unseen test speakers), 2 CPU cores, `torch.set_num_threads(2)`, on a machine sha
 - expert (width 0.25, lr 5e-4): held-out BCE 0.53 after 100 steps, 0.47 after 200, 0.36 after 600; width
   0.125 needs ~700 steps for < 0.5.
 - 150 s expert + 330 s generator through Lightning (259 + 665 steps): mean AV confidence of a calibrated
-  evaluator (metrics.calibration) 0.289 for the trained generator vs 0.032 untrained and 0.068 for the
+  evaluator (metrics.calibration.sync) 0.289 for the trained generator vs 0.032 untrained and 0.068 for the
   static baseline (real clips ~0.34); the mouth visibly opens and closes with the syllables.
 - without the sync term (official gate never opened: eval sync loss 2-4) the generator stayed blurry with a
   still mouth after 530 steps (confidence 0.076, static level); a sync weight of 0.05 from the start
@@ -46,7 +46,7 @@ import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -56,19 +56,20 @@ from torchmetrics import MeanMetric
 
 from data.clip import Clip
 from models.base import TalkingFaceModule
-from models.common.config import from_preset, to_config
+from models.common.config import Presets, to_config
 from models.common.frames import LOWER_HALF, model_to_rgb, rgb_to_model
 from models.syncnet.module import SyncNetExpertModule
-from models.syncnet.nets import PRESET_WIDTHS as EXPERT_WIDTHS
 from models.syncnet.nets import SyncNetColor
-from models.wav2lip.nets import PRESET_WIDTHS, Wav2LipGenerator
+from models.wav2lip.nets import Wav2LipGenerator
 from models.wav2lip.process import expert_sync_loss, mel_chunks, reanimate
 from models.wav2lip.windows import Wav2LipWindows
 
 
 @dataclass
-class Wav2LipConfig:
+class Wav2LipConfig(Presets):
     """Generator hyperparameters; defaults are the `paper` preset (Wav2Lip hparams.py, wav2lip_train.py)."""
+
+    preset_source: ClassVar[str] = "wav2lip"  # its presets: configs/models/wav2lip.yaml
 
     width: float = 1.0  # channel multiplier; 1.0 = the official network (wav2lip.pth loads)
     lr: float = 1e-4  # hparams.initial_learning_rate
@@ -82,28 +83,6 @@ class Wav2LipConfig:
     mel_frame_offset: int = -1  # per-frame mel alignment in training; -1 official, 0 = inference alignment
     generate_batch_size: int = 128  # frames per forward pass in generate() (inference.py wav2lip_batch_size)
 
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> Wav2LipConfig:
-        return from_preset(cls, WAV2LIP_PRESETS, name, **overrides)
-
-
-WAV2LIP_PRESETS: dict[str, dict[str, Any]] = {
-    # the dataclass defaults (official values; differences listed in the module docstring)
-    "paper": {},
-    # A 5-minute CPU budget (see the module docstring): bs 8 costs less than half of bs 16 per step on 2
-    # cores; the official gate (eval sync loss < 0.75) does not open within such a budget, so the sync term
-    # starts on at the official weight.
-    "tiny": {
-        "width": PRESET_WIDTHS["tiny"],
-        "expert_width": EXPERT_WIDTHS["tiny"],
-        "lr": 1e-3,
-        "batch_size": 8,
-        "syncnet_wt": 0.01,
-        "syncnet_wt_after": 0.01,
-        "generate_batch_size": 64,
-    },
-}
-
 
 class Wav2LipModule(TalkingFaceModule):
     """Wav2Lip generator training (L1 + expert sync loss) and `generate` (models/base.py contract).
@@ -116,6 +95,7 @@ class Wav2LipModule(TalkingFaceModule):
     crop = "wav2lip"  # data.faces crop: the 96 px face box (Wav2Lip preprocess.py: S3FD box resized to 96)
     trainable = True
     config_class = Wav2LipConfig
+    trained_against = {"syncnet": "its frozen SyncNet expert (lipsync_expert, Wav2Lip's SyncNet_color)"}
     redraws_faces = True  # face_audio_windows + redraw_faces: `bench generate` on any video
     default_pads = (0, 10, 0, 0)  # inference.py --pads (top, bottom, left, right): include the chin
 
@@ -224,8 +204,8 @@ class Wav2LipModule(TalkingFaceModule):
         self.syncnet_wt = float(checkpoint.get("syncnet_wt", self.cfg.syncnet_wt))
         self._expert_given = True  # the expert's weights come with the checkpoint
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr, betas=tuple(self.cfg.betas))
+    def configure_optimizers(self) -> torch.optim.Optimizer | list[torch.optim.Optimizer]:  # GAN variant: [G, D]
+        return torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr, betas=(self.cfg.betas[0], self.cfg.betas[1]))
 
     # ----- generation --------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -15,13 +15,12 @@ from models.common.blocks import ConvBNReLU, ConvLeakyReLU, ConvTransposeBNReLU,
 
 FACE_SIZE = 96  # the official U-Net only fits 96x96 (128x128 fails at the skip concat)
 FACE_CHANNELS = 6  # masked target (BGR) + reference (BGR)
+_Stride = int | tuple[int, int]  # one stride for both axes, or (rows, cols)
 
-# width multiplier per preset; "paper" is the official network
-PRESET_WIDTHS: dict[str, float] = {"paper": 1.0, "tiny": 0.125}
 
 # Face encoder, one entry per skip level: (cout, first kernel, first stride, first padding, n residual blocks)
 # 96 -> 96 -> 48 -> 24 -> 12 -> 6 -> 3 -> 1 (official comments).
-_ENCODER = [
+_ENCODER: list[tuple[int, int, _Stride, int, int]] = [
     (16, 7, 1, 3, 0),
     (32, 3, 2, 1, 2),
     (64, 3, 2, 1, 3),
@@ -31,7 +30,7 @@ _ENCODER = [
 ]
 
 # Audio encoder (80x16 mel -> 1x1): (cout, kernel, stride, padding, residual).
-_AUDIO = [
+_AUDIO: list[tuple[int, int, _Stride, int, bool]] = [
     (32, 3, 1, 1, False),
     (32, 3, 1, 1, True),
     (32, 3, 1, 1, True),
@@ -79,7 +78,7 @@ class Wav2LipGenerator(nn.Module):
         enc_out: list[int] = []
         for cout, kernel, stride, padding, n_res in _ENCODER:
             cout = c(cout)
-            layers = [ConvBNReLU(cin, cout, kernel, stride, padding)]
+            layers: list[nn.Module] = [ConvBNReLU(cin, cout, kernel, stride, padding)]
             layers += [ConvBNReLU(cout, cout, 3, 1, 1, residual=True) for _ in range(n_res)]
             blocks.append(nn.Sequential(*layers))
             enc_out.append(cout)
@@ -140,7 +139,7 @@ class Wav2LipGenerator(nn.Module):
 # Visual-quality discriminator (Wav2Lip:models/wav2lip.py `Wav2Lip_disc_qual`): one entry per block, each a list
 # of (cout, kernel, stride, padding). Spatial path of the lower half: 48x96 -> 48x96 -> 48x48 -> 24 -> 12 -> 6
 # -> 3 -> 1 (official comments; keys in tests/data_files/wav2lip_Wav2Lip_disc_qual_state_dict.tsv).
-_DISC_QUAL = [
+_DISC_QUAL: list[list[tuple[int, int, _Stride, int]]] = [
     [(32, 7, 1, 3)],
     [(64, 5, (1, 2), 2), (64, 5, 1, 2)],
     [(128, 5, 2, 2), (128, 5, 1, 2)],
@@ -187,10 +186,3 @@ class Wav2LipDiscQual(nn.Module):
         for block in self.face_encoder_blocks:
             x = block(x)
         return self.binary_pred(x).reshape(len(x), -1)
-
-
-def build_disc_qual(preset: str = "paper") -> Wav2LipDiscQual:
-    """The visual-quality discriminator at a preset's width (`bench weights import ... --as visual_quality_disc`)."""
-    if preset not in PRESET_WIDTHS:
-        raise KeyError(f"unknown preset {preset!r}; known: {', '.join(PRESET_WIDTHS)}")
-    return Wav2LipDiscQual(width=PRESET_WIDTHS[preset])

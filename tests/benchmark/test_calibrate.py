@@ -82,24 +82,24 @@ def test_sync_budget_excludes_decoding_and_too_few_steps_are_reported(tmp_path, 
     """The time budget covers the training loop only: decoding slower than the whole budget still leaves the
     steps. A calibration that stops below min_steps says so; it is still registered, named and hashed."""
     from data.synthetic.generator import SyntheticConfig, make_corpus_spec, render_clip
-    from metrics import calibration
+    from metrics.calibration import sync as sync_calibration
 
     monkeypatch.setenv("TALKBENCH_HOME", str(tmp_path))
     spec = make_corpus_spec(SyntheticConfig(seed=1, n_speakers=4, n_clips=4, size=96, min_seconds=1.0, max_seconds=1.0))
     corpus = _ClipsCorpus([render_clip(spec, i) for i in range(4)])
-    decode = calibration._prepare_train
+    decode = sync_calibration._prepare_train
 
     def prepare_slowly(model, clip):
         time.sleep(1.0)  # a busy machine's decode: 3 train clips take 3 s, longer than the 2 s budget
         return decode(model, clip)
 
-    monkeypatch.setattr(calibration, "_prepare_train", prepare_slowly)
-    overrides = ["metrics.calibrate.seconds=2", "metrics.calibrate.max_steps=1", "trainer.progress=false"]
+    monkeypatch.setattr(sync_calibration, "_prepare_train", prepare_slowly)
+    overrides = ["metrics.calibrate.seconds=2", "metrics.calibrate.max_steps=1", "run.progress=false"]
     report = calibrate.calibrate_corpus(compose(None, "synthetic", None, overrides), corpus).meta["report"]
     assert report["preprocess_seconds"] > 3.0 and (report["steps"], report["stop_reason"]) == (1, "max_steps")
     assert "warning" not in capsys.readouterr().err
 
-    cfg = compose(None, "synthetic", None, ["metrics.calibrate.seconds=0", "trainer.progress=false"])
+    cfg = compose(None, "synthetic", None, ["metrics.calibrate.seconds=0", "run.progress=false"])
     entry = calibrate.calibrate_corpus(cfg, corpus)
     assert (entry.meta["report"]["steps"], entry.meta["report"]["stop_reason"]) == (0, "time")
     assert "got 0 steps" in capsys.readouterr().err and entry.name.startswith("sync_eval_small-synthetic-")
@@ -111,7 +111,7 @@ def test_landmark_calibration_takes_a_step_count_from_the_config(tmp_path, monke
     monkeypatch.setenv("TALKBENCH_HOME", str(tmp_path))
     spec = make_corpus_spec(SyntheticConfig(seed=2, n_speakers=4, n_clips=4, size=96, min_seconds=1.0, max_seconds=1.0))
     corpus = _ClipsCorpus([render_clip(spec, i) for i in range(4)])
-    overrides = ["metrics.landmarks.max_steps=3", "metrics.landmarks.batch_size=4", "trainer.progress=false"]
+    overrides = ["metrics.landmarks.max_steps=3", "metrics.landmarks.batch_size=4", "run.progress=false"]
     entry = calibrate.calibrate_landmarks_corpus(compose(None, "synthetic", None, overrides), corpus)
     assert entry.meta["report"]["steps"] == 3 and entry.name.startswith("landmark_regressor-synthetic-")
 
@@ -123,7 +123,7 @@ def test_lipreader_calibration_is_registered_under_its_network_and_corpus(tmp_pa
     spec = make_corpus_spec(SyntheticConfig(seed=3, n_speakers=4, n_clips=4, size=96, min_seconds=1.0, max_seconds=1.0))
     corpus = _ClipsCorpus([render_clip(spec, i) for i in range(4)])
     steps = ["max_steps=2", "min_steps=1", "eval_every=1"]
-    overrides = [f"metrics.lipreader.calibrate.{s}" for s in steps] + ["trainer.progress=false"]
+    overrides = [f"metrics.lipreader.calibrate.{s}" for s in steps] + ["run.progress=false"]
     entry = calibrate.calibrate_lipreader_corpus(compose(None, "synthetic", None, overrides), corpus)
     assert entry.calibrated and entry.name.startswith("lipreader_small-synthetic-")
     assert entry.name.endswith(entry.content[:8]) and entry.meta["report"]["steps"] == 2

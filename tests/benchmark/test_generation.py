@@ -18,7 +18,7 @@ GENERATORS = ["wav2lip", "wav2lip_gan", "lipgan", "diffused_heads", "vasa", "sta
 class _Clip:
     def __init__(self, clip_id: str, video: np.ndarray, audio: np.ndarray) -> None:
         self.clip_id, self.video, self.audio = clip_id, video, audio
-        self.num_frames = len(video)
+        self.num_frames, self.speaker_id = len(video), clip_id.split("/")[0]
 
 
 def _clips(lengths: list[int]) -> list[_Clip]:

@@ -79,7 +79,7 @@ def test_released_diffused_heads_generates_end_to_end(tmp_path, monkeypatch, cap
         "run.limit": 1,
         "run.checkpoint": "diffused_heads_crema",
         "model.params.sample_steps": 2,
-        "trainer.progress": "false",
+        "run.progress": "false",
         "metrics.sync.evaluator": "calibrated",
         "metrics.calibrate.min_steps": 5,
         "metrics.calibrate.max_steps": 5,

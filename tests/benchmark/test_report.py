@@ -129,8 +129,11 @@ def test_report_has_table_charts_distributions_and_footnotes(report) -> None:
     rows = re.findall(r'<tr class="(\w+)"><td>([^<]+)</td>', board)
     assert rows == [("ours", "LipGAN"), ("ours", "Wav2Lip"), ("gt", "GT")]
     assert '<td class="best">120.00</td>' in board and '<td class="second">300.00</td>' in board
-    # WER comes from the lipreader, recorded as random-init: marked; AV conf. (SyncNet) is not
-    assert '<td class="best">0.50†</td>' in board and '<td class="best">5.00</td>' in board
+    # WER comes from the lipreader, recorded as random-init: marked; AV conf. (SyncNet) is not. Per-clip metrics
+    # carry half their bootstrap interval (a set metric such as FVD none); both rows' clips agree on the order,
+    # so the paired bootstrap keeps the marks
+    assert '<td class="best">0.50 ± 0.10†</td>' in board and '<td class="best">5.00 ± 1.00</td>' in board
+    assert "percentile bootstrap interval" in page
     assert "random-init evaluator: not comparable to published numbers" in page
     # a bar chart per metric and a distribution per per-clip metric, inline and as files
     assert page.count('class="bar-chart"') == 3 and page.count('class="distribution"') == 2

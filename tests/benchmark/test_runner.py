@@ -21,10 +21,10 @@ def small_overrides(out_dir: Path, expert: bool = True, **extra) -> list[str]:
         {
             "run.out_dir": str(out_dir),
             "run.limit": 3,
-            "trainer.progress": "false",
+            "run.progress": "false",
             "trainer.max_steps": 4,
-            "trainer.max_time_s": 60,
-            "trainer.val_every_n_steps": 2,
+            "trainer.max_time": "00:00:01:00",
+            "trainer.val_check_interval": 2,
             "trainer.limit_val_batches": 2,
             "metrics.calibrate.seconds": 8,
             "metrics.calibrate.min_steps": 10,
@@ -34,7 +34,7 @@ def small_overrides(out_dir: Path, expert: bool = True, **extra) -> list[str]:
         items.update(
             {
                 "syncnet_expert.trainer.max_steps": 4,
-                "syncnet_expert.trainer.val_every_n_steps": 2,
+                "syncnet_expert.trainer.val_check_interval": 2,
                 "syncnet_expert.trainer.limit_val_batches": 2,
             }
         )

@@ -30,10 +30,10 @@ class _KillAt(Callback):
 def _cfg(out, model: str):
     extra = {
         "trainer.max_steps": 7,
-        "trainer.val_every_n_steps": 3,
-        "trainer.checkpoint_every_n_steps": 2,
+        "trainer.val_check_interval": 3,
+        "run.checkpoint_every_n_steps": 2,
         "trainer.limit_val_batches": 1,
-        "trainer.max_time_s": "null",
+        "trainer.max_time": "null",
     }
     return compose(model, "synthetic", "tiny", small_overrides(out, expert=False, **extra))
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from data.corpus import SplitLeakError
-from data.crema import CremaCorpus
+from data.crema import CREMA_DH_TEST_ACTORS, CremaCorpus
 from data.datamodule import StreamingWindows, TalkingFaceDataModule
-from data.layouts import CREMA_DH_TEST_ACTORS, get_layout, write_split_files
-from data.prepare import derive_val
+from data.layouts import get_layout, write_split_files
+from data.manifest import derive_val
 from data.synthetic.generator import SyntheticConfig
 from data.synthetic.writer import write_corpus
 from data.voxceleb2 import VoxCeleb2Corpus

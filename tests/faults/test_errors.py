@@ -47,7 +47,7 @@ def test_an_invalid_mapping_names_the_file(tmp_path, capsys):
     mapping = tmp_path / "map.json"
     mapping.write_text("{not json")
     args = ["evaluate", "--videos", str(tmp_path), "--name", "x", "--mapping", str(mapping), "run.limit=2"]
-    assert main([*args, f"run.out_dir={tmp_path / 'runs'}", "trainer.progress=false"]) == 2
+    assert main([*args, f"run.out_dir={tmp_path / 'runs'}", "run.progress=false"]) == 2
     assert f"--mapping {mapping}: not a readable JSON file" in capsys.readouterr().err
 
 
@@ -56,7 +56,7 @@ def test_a_folder_without_matching_videos_writes_no_row(tmp_path, capsys):
     videos.mkdir()
     (videos / "unrelated.mp4").write_bytes(b"")
     args = ["evaluate", "--videos", str(videos), "--name", "x", f"run.out_dir={tmp_path / 'runs'}"]
-    assert main([*args, "trainer.progress=false"]) == 2
+    assert main([*args, "run.progress=false"]) == 2
     err = capsys.readouterr().err
     assert "none of its videos matches a test clip" in err and "--mapping" in err and ".mp4" in err
     assert not list((tmp_path / "runs").rglob("results.json"))
@@ -112,13 +112,13 @@ def test_a_time_capped_training_is_reported_and_marked(tmp_path, capsys):
     from benchmark.runner import build_corpus
     from benchmark.tables import leaderboard_frame, time_capped
 
-    extra = ["trainer.max_steps=100000", "trainer.max_time_s=0.5", "trainer.val_every_n_steps=100000"]
+    extra = ["trainer.max_steps=100000", "trainer.max_time=00:00:00:01", "trainer.val_check_interval=100000"]
     cfg = compose("syncnet_expert", "synthetic", "tiny", [*small_overrides(tmp_path, expert=False), *extra])
     corpus = build_corpus(cfg)
     corpus.ensure()
     _, info = train.train_or_load(cfg, corpus)
     assert info["budget"]["stopped_by"] == "time" and info["budget"]["steps"] < 100000
-    assert "stopped by the wall-clock safety net (trainer.max_time_s=0.5)" in capsys.readouterr().out
+    assert "stopped by the wall-clock safety net (trainer.max_time=00:00:00:01)" in capsys.readouterr().out
     row = _row("W", 1.0, 0)
     row.run.model = "wav2lip"
     row.run.checkpoint = {"source": "trained", "needs": {"expert": info}}
@@ -193,11 +193,12 @@ def test_generate_on_a_photo_without_a_face_is_an_error(tmp_path, capsys):
     import cv2
 
     from data.io import write_wav
-    from models.wav2lip.nets import PRESET_WIDTHS, Wav2LipGenerator
+    from models.wav2lip.module import Wav2LipConfig
+    from models.wav2lip.nets import Wav2LipGenerator
 
     cv2.imwrite(str(tmp_path / "wall.png"), np.full((120, 120, 3), 128, np.uint8))
     write_wav(tmp_path / "a.wav", np.zeros(8000, np.float32))
-    torch.save(Wav2LipGenerator(width=PRESET_WIDTHS["tiny"]).state_dict(), tmp_path / "w.pt")
+    torch.save(Wav2LipGenerator(width=Wav2LipConfig.preset("tiny").width).state_dict(), tmp_path / "w.pt")
     args = ["generate", "--model", "wav2lip", "--face", str(tmp_path / "wall.png"), "--audio", str(tmp_path / "a.wav")]
     args += ["--checkpoint", str(tmp_path / "w.pt"), "--preset", "tiny", "--out", str(tmp_path / "o.mp4")]
     assert main([*args, "--detector", "dlib"]) == 2

@@ -101,7 +101,7 @@ def test_generate_and_run_checkpoint_never_run_a_payload(doors, tmp_path):
         args = ["generate", "--model", "wav2lip", "--face", str(face), "--audio", str(wav), "--checkpoint", str(path)]
         assert main([*args, "--out", str(tmp_path / "o.mp4"), "--detector", "full"]) == 2
         run = ["run", "--model", "wav2lip", "--preset", "tiny", f"run.checkpoint={path}", f"run.out_dir={tmp_path}"]
-        assert main([*run, "trainer.progress=false"]) == 2
+        assert main([*run, "run.progress=false"]) == 2
     assert not marker.exists()
 
 

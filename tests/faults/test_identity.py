@@ -46,7 +46,7 @@ def test_calibrating_twice_in_fresh_homes_gives_the_same_evaluator(tmp_path, mon
         "dataset.synth.max_seconds=1.5",
         "metrics.calibrate.min_steps=15",
         "metrics.calibrate.max_steps=15",
-        "trainer.progress=false",
+        "run.progress=false",
     ]
     names = []
     for home in ("a", "b"):

@@ -63,7 +63,7 @@ def test_resumed_records_must_match_the_files(folders, tmp_path):
             from data.io import read_video
 
             self.clip_id, self.video, self.audio, self.landmarks = cid, read_video(files[cid]), None, None
-            self.num_frames = len(self.video)
+            self.num_frames, self.speaker_id = len(self.video), ""
 
     clips = [_Clip(cid) for cid in list(files)[:3]]
     videos = {c.clip_id: tmp_path / f"{c.clip_id}.mp4" for c in clips}

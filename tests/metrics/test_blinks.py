@@ -165,15 +165,14 @@ def test_learned_landmarks_known_answer_on_synthetic_test_split():
     cfg = OmegaConf.create(
         {
             "metrics": {"landmarks": {"seconds": 600, "batch_size": 32, "max_frames": 6000}},
-            "run": {"seed": 0},
-            "trainer": {"progress": False},
+            "run": {"seed": 0, "progress": False},
         }
     )
     entry = calibrate_landmarks_corpus(cfg, corpus)
     assert entry.calibrated and entry.meta["report"]["val_eye_px"] < 1.0
     # rendered in memory: remove_blinks re-renders from the full render parameters
     test = list(iter_clips(corpus.synth_config, [c.truth["clip_index"] for c in corpus.clips("test")]))
-    metric = BlinkMetrics(mode="standard", landmarks="auto", corpus=corpus)
+    metric = BlinkMetrics(mode="standard", landmarks="learned", corpus=corpus)  # the synthetic config's choice
     assert metric.evaluator_info["backend"] == "learned" and metric.evaluator_info["status"] == "calibrated"
     metric.update([EvalSample(i, c.clip_id, c.video) for i, c in enumerate(test)])
     out = metric.compute()
@@ -181,6 +180,6 @@ def test_learned_landmarks_known_answer_on_synthetic_test_split():
     truth = [b[1] - b[0] for c in test for b in c.truth["blinks"]]
     assert out["blinks_per_s"].item() == pytest.approx(len(truth) / seconds, rel=0.10)
     assert abs(out["blink_dur"].item() * 25.0 - float(np.median(truth))) <= 1.0
-    still = BlinkMetrics(mode="standard", landmarks="auto", corpus=corpus)
+    still = BlinkMetrics(mode="standard", landmarks="learned", corpus=corpus)
     still.update([EvalSample(i, c.clip_id, remove_blinks(c).video) for i, c in enumerate(test) if c.truth["blinks"]])
     assert still.compute()["blinks_per_s"].item() == 0.0

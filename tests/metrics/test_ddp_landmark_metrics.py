@@ -39,7 +39,8 @@ def _samples() -> list[EvalSample]:
 def _capp():
     import torch
 
-    from metrics.pose import AudioPoseAlignment, CappConfig, CappNet
+    from metrics.backbones.capp import CappConfig, CappNet
+    from metrics.pose import AudioPoseAlignment
 
     torch.manual_seed(0)  # the same (untrained) CAPP in every process
     return AudioPoseAlignment(net=CappNet(CappConfig(window=25, hop=10)).eval(), landmarks="file")

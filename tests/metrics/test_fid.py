@@ -12,6 +12,7 @@ import pytest
 import scipy.linalg
 import torch
 from ddp_harness import compute_distributed, compute_single
+from omegaconf import OmegaConf
 
 from metrics.backbones.inception import (
     FIDInceptionV3,
@@ -159,14 +160,20 @@ def test_fid_refuses_low_n(fid_metric_cls):
 
 
 def test_fid_synthetic_protocol_and_registered_weights(fid_metric_cls, tmp_path, monkeypatch):
+    """The synthetic corpus's CPU protocol is its dataset config's setting, not the metric's: the metric takes
+    the frame selection it is given, whatever the corpus."""
+    from benchmark.config import compose
     from data.corpus import SyntheticCorpus
     from metrics import weights as store
 
-    corpus = SyntheticCorpus.__new__(SyntheticCorpus)  # the override only looks at the corpus type
-    m = fid_metric_cls(synthetic={"frame_stride": 10, "allow_low_n": True}, corpus=corpus)
+    settings = OmegaConf.to_container(compose(None, "synthetic").metrics.fid, resolve=True)
+    m = fid_metric_cls(**{**settings, "weights": "random"})
     assert (m.frame_stride, m.allow_low_n) == (10, True)
-    with pytest.raises(ValueError, match="unknown keys"):
-        fid_metric_cls(synthetic={"stride": 3}, corpus=corpus)
+    real = OmegaConf.to_container(compose(None, "crema").metrics.fid, resolve=True)
+    assert (real["frame_stride"], real["allow_low_n"]) == (1, False)
+    corpus = SyntheticCorpus.__new__(SyntheticCorpus)  # the corpus's type no longer changes the settings
+    m = fid_metric_cls(weights="random", corpus=corpus)
+    assert (m.frame_stride, m.allow_low_n) == (1, False)
     monkeypatch.setenv("TALKBENCH_HOME", str(tmp_path))
     net = random_init_(build_fid_inception(), 5)
     meta = {"sha256_official": True}  # as `bench weights import` records a file whose pinned sha256 matched
@@ -234,7 +241,7 @@ def test_two_processes_equal_one():
 class _Clip:
     def __init__(self, clip_id: str, video: np.ndarray) -> None:
         self.clip_id, self.video, self.audio, self.landmarks = clip_id, video, None, None
-        self.num_frames = len(video)
+        self.num_frames, self.speaker_id = len(video), clip_id.split("/")[0]
 
 
 def test_runner_set_metric_features_resume_and_reference(tmp_path):

@@ -1,4 +1,5 @@
-"""Landmark backends: registry and `auto`, clear errors, the per-sample memo, the learned regressor."""
+"""Landmark backends: registry and `auto`, clear errors, the per-sample memo, the learned regressor and its
+calibration (metrics.calibration.landmarks)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from data.corpus import LayoutCorpus, SyntheticCorpus
+from benchmark.config import compose
 from data.synthetic.generator import SyntheticConfig, iter_clips
 from metrics.backbones import landmarks as lmk
+from metrics.backbones.landmark_regressor import LandmarkRegressor, regressor_blob, regressor_from_blob
 from metrics.base import ClipScoreError, EvalSample
-from metrics.landmark_regressor import (
-    LandmarkRegressor,
-    evaluate_regressor,
-    regressor_blob,
-    regressor_from_blob,
-    train_regressor,
-)
+from metrics.calibration.landmarks import evaluate_regressor, train_regressor
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +21,15 @@ def clips():
     return list(iter_clips(cfg))
 
 
-def test_auto_is_learned_on_synthetic_and_dlib_elsewhere(tmp_path):
-    assert lmk.resolve_backend_name("auto", SyntheticCorpus(root=tmp_path / "s")) == "learned"
-    assert lmk.resolve_backend_name("auto", LayoutCorpus("crema", tmp_path / "c", "crema")) == "dlib"
-    assert lmk.resolve_backend_name("auto", None) == "dlib"
-    assert lmk.resolve_backend_name("fan", None) == "fan"
+def test_auto_is_dlib_and_the_synthetic_config_chooses_learned():
+    assert lmk.resolve_backend_name("auto") == "dlib" and lmk.resolve_backend_name("fan") == "fan"
     with pytest.raises(ValueError, match="did you mean 'dlib'"):
         lmk.resolve_backend_name("dlb")
+    # which backend a corpus's faces need is its dataset config's setting (configs/datasets/*.yaml `metrics:`)
+    sections = ("blinks", "lmd", "csim", "headpose", "capp")
+    synthetic, crema = compose(None, "synthetic").metrics, compose(None, "crema").metrics
+    assert {synthetic[s].landmarks for s in sections} == {synthetic.lipreader.landmark_backend} == {"learned"}
+    assert {crema[s].landmarks for s in sections} == {crema.lipreader.landmark_backend} == {"auto"}
 
 
 class _Corpus:
@@ -41,10 +39,11 @@ class _Corpus:
         return {"clips": "none-registered"}
 
 
-def test_learned_without_calibration_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(lmk, "is_synthetic", lambda corpus: True)
+def test_learned_without_calibration_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("TALKBENCH_HOME", str(tmp_path))
     corpus = _Corpus()
-    assert lmk.landmark_calibration_needed("auto", corpus) == "landmarks"
+    assert lmk.landmark_calibration_needed("learned", corpus) == "landmarks"
+    assert lmk.landmark_calibration_needed("auto", corpus) is None
     assert lmk.landmark_calibration_needed("dlib", corpus) is None
     with pytest.raises(lmk.LandmarkError, match="bench calibrate --what landmarks"):
         lmk.build_backend("learned", corpus)

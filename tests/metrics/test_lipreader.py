@@ -192,7 +192,7 @@ def test_rgb_rois_are_the_metric_crops_before_grey(synthetic_clips):
 
 
 def test_augmentation_is_the_metric_view_when_off_and_varies_when_on(synthetic_clips):
-    from metrics.lipreader_calibration import LipreaderAugment, augment_sample, word_samples
+    from metrics.calibration.lipreader import LipreaderAugment, augment_sample, word_samples
 
     labels = sorted({c.word for c in synthetic_clips})
     s = word_samples(synthetic_clips[:1], labels, 32, every_word=False, rois=True)[0]
@@ -215,7 +215,7 @@ def test_augmentation_is_the_metric_view_when_off_and_varies_when_on(synthetic_c
 
 
 def test_calibration_config_refuses_unknown_keys():
-    from metrics.lipreader_calibration import LipreaderCalibrationConfig
+    from metrics.calibration.lipreader import LipreaderCalibrationConfig
 
     cfg = LipreaderCalibrationConfig.from_dict({"max_steps": 5, "augment": {"speed": 0.0}})
     assert cfg.max_steps == 5 and cfg.augment.speed == 0.0 and cfg.augment.scale > 0
@@ -226,7 +226,7 @@ def test_calibration_config_refuses_unknown_keys():
 
 
 def test_calibration_learns_on_a_tiny_budget(synthetic_clips):
-    from metrics.lipreader_calibration import calibrate_lipreader, corpus_vocabulary
+    from metrics.calibration.lipreader import calibrate_lipreader, corpus_vocabulary
 
     torch.set_num_threads(1)
     train = [c for c in synthetic_clips if c.split == "train"]
@@ -249,7 +249,7 @@ def test_calibrated_lipreader_reads_test_words_and_not_frozen_video():
     from omegaconf import OmegaConf
 
     from data.corpus import SyntheticCorpus
-    from metrics.lipreader_calibration import accuracy, calibrate_lipreader, word_samples
+    from metrics.calibration.lipreader import accuracy, calibrate_lipreader, word_samples
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     settings = OmegaConf.to_container(OmegaConf.load(CONFIGS / "metrics" / "default.yaml").lipreader.calibrate)

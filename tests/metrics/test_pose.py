@@ -6,14 +6,16 @@ import numpy as np
 import pytest
 import torch
 
+from metrics.backbones.capp import CappConfig, capp_blob, capp_from_blob
 from metrics.base import EvalSample
+from metrics.calibration.capp import train_capp
 from metrics.functional.pose import (
     audio_frame_features,
     contrastive_loss,
     pose_features,
     window_starts,
 )
-from metrics.pose import AudioPoseAlignment, CappConfig, capp_blob, capp_from_blob, train_capp
+from metrics.pose import AudioPoseAlignment
 
 torch.set_num_threads(1)
 TINY = CappConfig(window=20, hop=10, d_model=32, pose_layers=1, audio_layers=1, heads=2, embed_dim=16, lr=3e-3)

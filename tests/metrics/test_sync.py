@@ -238,7 +238,7 @@ def test_sign_convention_with_known_embeddings(k):
 
 def test_calibration_shift_matches_generator_perturbation(synthetic_clips):
     from data.synthetic.perturb import shift_audio
-    from metrics.calibration import shift_audio_frames
+    from metrics.calibration.sync import shift_audio_frames
 
     clip = synthetic_clips[0]
     for k in (3, -3, 1):
@@ -321,11 +321,51 @@ def test_metric_keeps_evaluator_in_eval_mode():
     assert not any(p.requires_grad for p in metric.evaluator.parameters())
 
 
+class _SyntheticLike:
+    """A corpus stub that looks synthetic to the old sniffing (`synth_config`): the choice must not depend on it."""
+
+    name = "synthetic"
+    synth_config = object()
+
+    def fingerprint(self):
+        return {"dataset": "synthetic", "clips": "stub"}
+
+
+def test_evaluator_choice_is_the_configs_not_the_corpus_type(tmp_path, monkeypatch):
+    """`auto` = syncnet_v2 on any corpus, `calibrated` = this corpus's calibration; the synthetic corpus chooses
+    `calibrated` in its dataset config (configs/datasets/synthetic.yaml `metrics:`)."""
+    from benchmark.config import compose
+    from metrics import weights as store
+    from metrics.sync import resolve_sync_evaluator
+
+    monkeypatch.setenv("TALKBENCH_HOME", str(tmp_path))
+    corpus = _SyntheticLike()
+    with pytest.raises(store.WeightsError, match="evaluator=calibrated"):
+        SyncNetScores.calibration_needed({"evaluator": "auto"}, corpus)
+    assert resolve_sync_evaluator("calibrated", corpus) is None
+    assert SyncNetScores.calibration_needed({"evaluator": "calibrated"}, corpus) == "sync"
+    blob = {"x": torch.zeros(1)}
+    store.register_object(blob, "syncnet_v2", "syncnet_v2", "official", False)
+    mine = store.register_object(
+        blob,
+        "sync_eval_small-synthetic-{content8}",
+        "sync_eval_small",
+        "calibrated",
+        True,
+        {"corpus": corpus.fingerprint()},
+    )
+    assert resolve_sync_evaluator("auto", corpus) == "syncnet_v2"
+    assert resolve_sync_evaluator("calibrated", corpus) == mine.name
+    assert SyncNetScores.calibration_needed({"evaluator": "calibrated"}, corpus) is None
+    assert compose(None, "synthetic").metrics.sync.evaluator == "calibrated"
+    assert compose(None, "crema").metrics.sync.evaluator == "auto"
+
+
 # ------------------------------------------------------------------------------------------ calibration
 
 
 def test_training_inputs_equal_evaluation_inputs(synthetic_clips):
-    from metrics.calibration import JITTER, _prepare_train
+    from metrics.calibration.sync import JITTER, _prepare_train
 
     model = SyncNetSmall(width=0.25, embed_dim=64)
     clip = synthetic_clips[0]
@@ -337,7 +377,7 @@ def test_training_inputs_equal_evaluation_inputs(synthetic_clips):
 
 
 def test_calibration_is_deterministic(synthetic_clips):
-    from metrics.calibration import calibrate_sync_evaluator
+    from metrics.calibration.sync import calibrate_sync_evaluator
 
     kwargs = dict(seconds=60, seed=3, arch_kwargs={"width": 0.25, "embed_dim": 32}, max_steps=3, check_every=2)
     model_a, report_a = calibrate_sync_evaluator(synthetic_clips[:4], synthetic_clips[4:], **kwargs)
@@ -357,7 +397,7 @@ def test_calibrated_evaluator_measures_offsets_on_held_out_speakers():
     the metric path (RGB video -> 224x224 BGR frames -> evaluator), with the generator's own perturbations."""
     from data.synthetic.generator import SyntheticConfig, make_corpus_spec, render_clip
     from data.synthetic.perturb import freeze_video, shift_audio
-    from metrics.calibration import calibrate_sync_evaluator
+    from metrics.calibration.sync import calibrate_sync_evaluator
 
     spec = make_corpus_spec(SyntheticConfig(seed=0, n_clips=104))
     by_split: dict[str, list[int]] = {}

@@ -104,6 +104,48 @@ class EchoSentenceReader:
         return [self.answer] * crops.shape[0]
 
 
+class _SyntheticLike:
+    """A corpus stub that looks synthetic to the old sniffing (`synth_config`): the choice must not depend on it."""
+
+    name = "synthetic"
+    synth_config = object()
+
+    def fingerprint(self):
+        return {"dataset": "synthetic", "clips": "stub"}
+
+
+def test_lipreader_choice_is_the_configs_not_the_corpus_type(tmp_path, monkeypatch):
+    """`calibrated` = the lipreader calibrated on this corpus, never LRW's; `auto` = that one, else the official LRW
+    model. The synthetic corpus (its own 20 words) chooses `calibrated` in configs/datasets/synthetic.yaml."""
+    from benchmark.config import compose
+    from metrics import weights as store
+    from metrics.wer import resolve_lipreader_name
+
+    monkeypatch.setenv("TALKBENCH_HOME", str(tmp_path))
+    corpus = _SyntheticLike()
+    assert resolve_lipreader_name("auto", corpus) is None and resolve_lipreader_name("calibrated", corpus) is None
+    assert LipreaderWER.calibration_needed({"evaluator": "auto"}, corpus) == "lipreader"
+    blob = {"x": torch.zeros(1)}
+    store.register_object(blob, "lrw_resnet18_mstcn", "lrw_resnet18_mstcn", "official", False)
+    assert resolve_lipreader_name("auto", corpus) == "lrw_resnet18_mstcn"
+    assert resolve_lipreader_name("calibrated", corpus) is None
+    assert LipreaderWER.calibration_needed({"evaluator": "auto"}, corpus) is None
+    assert LipreaderWER.calibration_needed({"evaluator": "calibrated"}, corpus) == "lipreader"
+    assert LipreaderWER.calibration_needed({"evaluator": "lrw_resnet18_mstcn"}, corpus) is None
+    mine = store.register_object(
+        blob,
+        "lipreader_small-synthetic-{content8}",
+        "lipreader_small",
+        "calibrated",
+        True,
+        {"corpus": corpus.fingerprint()},
+    )
+    assert resolve_lipreader_name("calibrated", corpus) == resolve_lipreader_name("auto", corpus) == mine.name
+    assert LipreaderWER.calibration_needed({"evaluator": "calibrated"}, corpus) is None
+    assert compose(None, "synthetic").metrics.lipreader.evaluator == "calibrated"
+    assert compose(None, "lrw").metrics.lipreader.evaluator == "auto"
+
+
 def test_sentence_wer_is_jiwer_corpus_wer(monkeypatch):
     module = types.ModuleType("_tb_test_sentence")
     module.EchoSentenceReader = EchoSentenceReader

@@ -229,7 +229,7 @@ def test_paper_preset_matches_official_train_py() -> None:
     batches = round(PAPER_EPOCHS * LRS2_TRAIN_IMAGES / OFFICIAL_LIPGAN["batch_size"], -4)
     assert trainer["max_steps"] == 2 * batches == 940_000  # Lightning counts the G and the D step
     assert trainer["precision"] == "32-true"
-    assert (trainer["val_every_n_steps"], trainer["limit_val_batches"]) == (2000, 100)  # ours: train.py has none
+    assert (trainer["val_check_interval"], trainer["limit_val_batches"]) == (2000, 100)  # ours: train.py has none
     # Keras Adam(lr=args.lr): default betas (0.9, 0.999), also torch's
     opt_g, opt_d = LipGANModule(LipGANConfig.preset("paper", width=0.0625, disc_width=0.0625)).configure_optimizers()
     for opt in (opt_g, opt_d):

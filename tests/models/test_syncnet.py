@@ -37,7 +37,7 @@ OFFICIAL_EXPERT_HPARAMS = {
 }
 OFFICIAL_EXPERT_TRAINER = {
     "max_steps": 700_000,  # no official budget (nepochs 2e17); "around 700K steps" for LRS2 (Wav2Lip#122)
-    "val_every_n_steps": 10_000,  # hparams.syncnet_eval_interval
+    "val_check_interval": 10_000,  # hparams.syncnet_eval_interval
     "limit_val_batches": math.ceil(LRS2_VAL_VIDEOS / 64),  # eval_model: one pass over the val loader
     "precision": "32-true",
 }

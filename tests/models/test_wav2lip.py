@@ -42,7 +42,7 @@ OFFICIAL_HPARAMS = {
 }
 OFFICIAL_TRAINER = {
     "max_steps": 250_000,  # no official budget (hparams.nepochs 2e17): the released wav2lip.pth's step (Wav2Lip#53)
-    "val_every_n_steps": 3000,  # hparams.eval_interval
+    "val_check_interval": 3000,  # hparams.eval_interval
     "limit_val_batches": 701,  # wav2lip_train.py eval_model returns once step > 700 (eval_steps)
     "precision": "32-true",  # torch 1.1 fp32 training
 }

@@ -14,8 +14,8 @@ from torch.utils.data import Subset
 
 from data.clip import Clip
 from models.checkpoints import load_network_weights, load_official_state_dict
-from models.wav2lip.gan import Wav2LipGANConfig, Wav2LipGANModule
-from models.wav2lip.nets import Wav2LipDiscQual, build_disc_qual
+from models.wav2lip.gan import Wav2LipGANConfig, Wav2LipGANModule, build_disc_qual
+from models.wav2lip.nets import Wav2LipDiscQual
 from models.wav2lip.process import disc_losses, gan_generator_loss, perceptual_loss
 
 TABLE = Path(__file__).resolve().parents[1] / "data_files" / "wav2lip_Wav2Lip_disc_qual_state_dict.tsv"
@@ -41,7 +41,7 @@ OFFICIAL_HQ_HPARAMS = {
 }
 OFFICIAL_HQ_TRAINER = {
     "max_steps": 2 * 258_000,  # released wav2lip_gan.pth: global_step 258,000 (Wav2Lip#253); G + D steps here
-    "val_every_n_steps": 3000,  # hparams.eval_interval (Lightning's val_check_interval counts batches)
+    "val_check_interval": 3000,  # hparams.eval_interval (Lightning's val_check_interval counts batches)
     "limit_val_batches": math.ceil(LRS2_VAL_VIDEOS / 16),  # eval_model: one pass over the val loader
     "precision": "32-true",
 }

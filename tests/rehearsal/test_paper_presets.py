@@ -81,10 +81,10 @@ def _args(model: str, root, out, steps_per_batch: int, extra: list[str]) -> list
         "run.out_dir": out,
         "run.limit": 1,
         "trainer.max_steps": 2 * steps_per_batch,
-        "trainer.checkpoint_every_n_steps": steps_per_batch,
-        "trainer.val_every_n_steps": 2,
+        "run.checkpoint_every_n_steps": steps_per_batch,
+        "trainer.val_check_interval": 2,
         "trainer.limit_val_batches": 1,
-        "trainer.progress": "false",
+        "run.progress": "false",
         "metrics.sync.evaluator": "calibrated",
         "metrics.calibrate.seconds": 30,
         "metrics.calibrate.min_steps": 5,
@@ -142,10 +142,10 @@ def test_kill_9_mid_training_then_the_same_command_resumes(tmp_path):
 
     settings = {
         "run.out_dir": tmp_path,
-        "trainer.progress": "false",
+        "run.progress": "false",
         "trainer.max_steps": 150,
-        "trainer.checkpoint_every_n_steps": 5,
-        "trainer.max_time_s": "null",
+        "run.checkpoint_every_n_steps": 5,
+        "trainer.max_time": "null",
         "dataset.synth.n_clips": 24,
         "dataset.synth.size": 96,
     }

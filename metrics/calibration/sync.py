@@ -1,5 +1,8 @@
 """Calibrate the small evaluation SyncNet on a corpus (the synthetic one by default), on CPU, in about a minute.
 
+The network is `metrics.backbones.syncnet.SyncNetSmall`; `bench calibrate --what sync` (benchmark.calibrate) runs
+this and registers the result as `sync_eval_small-<corpus>-<sha8>`.
+
 Recipe of docs/sync_calibration.md (the one that worked; the pairwise contrastive loss on raw
 embeddings collapsed): block InfoNCE over in-clip shifts on L2-normalised embeddings.
 
@@ -284,7 +287,9 @@ def calibrate_sync_evaluator(
         crop_hw = (model.frame_size // 2, model.frame_size)
         optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
         model.train()
-        steps, checks, stop_reason, queue = 0, [], "time", []
+        steps, stop_reason = 0, "time"
+        checks: list[dict[str, float]] = []
+        queue: list[int] = []
         bar = _Progress(max_steps, enabled=progress)
         t_train = time.perf_counter()
         preprocess_seconds = t_train - t_start
@@ -300,7 +305,7 @@ def calibrate_sync_evaluator(
             crops, auds, sizes = _batch(train, order, rng, crop_hw)
             loss = _block_infonce(model.embed_lip_crops(crops), model.forward_aud(auds), sizes, pad_candidate)
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
             optimiser.step()
             steps += 1
             if steps % check_every == 0:

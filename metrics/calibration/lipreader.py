@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -40,6 +41,7 @@ from metrics.functional.mouth import MEAN, ROI_OVER_CROP, STD, mouth_crops, mout
 MARGIN_FRAMES = 2  # metrics.wer LipreaderWER default `margin_frames`
 WARMUP_STEPS = 20
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, cv2.COLOR_RGB2GRAY (the evaluation transform)
+_Settings = TypeVar("_Settings")
 
 
 @dataclass
@@ -58,7 +60,7 @@ class LipreaderAugment:
     noise: float = 0.03  # std of Gaussian pixel noise (grey 0..1 units)
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> LipreaderAugment:
+    def from_dict(cls, data: dict[str, Any] | None) -> LipreaderAugment:
         return _from_dict(cls, data or {}, "lipreader augment")
 
 
@@ -79,14 +81,14 @@ class LipreaderCalibrationConfig:
     augment: LipreaderAugment = field(default_factory=LipreaderAugment)
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> LipreaderCalibrationConfig:
+    def from_dict(cls, data: dict[str, Any] | None) -> LipreaderCalibrationConfig:
         data = dict(data or {})
         aug = LipreaderAugment.from_dict(data.pop("augment", None))
         return _from_dict(cls, {**data, "augment": aug}, "lipreader calibrate")
 
 
-def _from_dict(cls, data: dict, what: str):
-    names = {f.name for f in fields(cls)}
+def _from_dict(cls: type[_Settings], data: dict[str, Any], what: str) -> _Settings:
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]  # a dataclass type
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"unknown {what} settings {unknown}; known: {sorted(names)}")
@@ -113,9 +115,9 @@ class LipreaderCalibrationReport:
     val_words_acc: float  # every timed word of the val clips (what selected the state)
     best_step: int
     chance: float
-    history: list[dict] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -158,7 +160,9 @@ def word_samples(
         crops = mouth_crops(video, clip.landmarks, crop=crop)
         rgb = mouth_rois(video, clip.landmarks, roi=int(round(crop * ROI_OVER_CROP))) if rois else None
         if every_word and (clip.truth or {}).get("words"):
-            spans = [(str(w["word"]).upper(), (float(w["start"]), float(w["end"]))) for w in clip.truth["words"]]
+            spans: list[tuple[str, tuple[float, float] | None]] = [
+                (str(w["word"]).upper(), (float(w["start"]), float(w["end"]))) for w in clip.truth["words"]
+            ]
         elif clip.word:
             spans = [(clip.word.upper(), clip_word_span(clip))]
         else:
@@ -238,10 +242,10 @@ def calibrate_lipreader(
     train: Sequence[Clip],
     val: Sequence[Clip],
     *,
-    config: LipreaderCalibrationConfig | dict | None = None,
+    config: LipreaderCalibrationConfig | dict[str, Any] | None = None,
     seed: int = 0,
     progress: bool = False,
-    **overrides,
+    **overrides: Any,
 ) -> tuple[Lipreader, LipreaderCalibrationReport]:
     """Train a lipreader on every timed word of `train`; keep the state best on every timed word of `val`.
 
@@ -264,14 +268,15 @@ def calibrate_lipreader(
         raise ValueError("no training words: the train clips carry no word truth")
     va_words = word_samples(val, labels, crop, every_word=True)
     va_key = word_samples(val, labels, crop, every_word=False)
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for p in net.parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)  # no decay on BN and biases
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
     )
     best_acc, best_state, best_step = -1.0, None, 0
-    history: list[dict] = []
+    history: list[dict[str, Any]] = []
     steps, reason = 0, "max_steps"
     order: np.ndarray = np.empty(0, int)
     right = seen = 0
@@ -290,7 +295,7 @@ def calibrate_lipreader(
         logits = net(x, lengths)
         loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
         opt.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
         opt.step()
         steps += 1
         right += int((logits.argmax(1) == y).sum())

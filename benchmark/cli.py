@@ -147,8 +147,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.what == "metrics":
         from metrics import METRICS
 
+        width = max(map(len, METRICS))
         for name, spec in sorted(METRICS.items()):
-            print(f"{name:12s} {spec.direction:9s} {spec.description}")
+            print(f"{name:{width}s} {spec.direction:9s} {spec.description}")
     elif args.what == "presets":
         print("tiny   CPU-sized networks and schedules (minutes)\npaper  the papers' hyperparameters")
     elif args.what == "protocols":

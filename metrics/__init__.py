@@ -43,7 +43,16 @@ class MetricSpec:
     #: another key whose value this one equals by definition (LSE-C is the clip mean of the AV confidence): where
     #: both hold the same numbers in every row, the tables show one column under both labels
     same_as: str | None = None
+    #: a distance between two sets (FID, FVD): below this many clips per set the tables warn (SMALL_SET_CLIPS)
+    min_clips: int | None = None
 
+
+# Fréchet distances are biased upward on small sets, roughly in proportion to 1/N (Chong & Forsyth, "Effectively
+# Unbiased FID and Inception Score and where to find them", CVPR 2020), so two rows are comparable only on the same
+# clips, and a small set's value says little on its own; StyleGAN-V scores FVD on 2048 videos. The tables warn
+# below 256 clips, our choice: an eighth of that, so Diffused Heads' CREMA-D test list (820 clips) and LRW's test
+# split pass and a smoke run (--limit) is flagged. Set metrics get no interval yet (docs/intervals.md).
+SMALL_SET_CLIPS = 256
 
 # column positions: Table 1 of Diffused Heads (Stypulkowski et al., WACV 2023; it prints 2 decimals throughout),
 # then the Wav2Lip sync scores and the lipreader; every other metric shares the next position, sorted by name
@@ -246,6 +255,7 @@ METRICS: dict[str, MetricSpec] = {
         order=1,
         evaluator="inception",
         config_section="fid",
+        min_clips=SMALL_SET_CLIPS,
         published_names=("FID",),
     ),
     "fid_aa": MetricSpec(
@@ -259,6 +269,7 @@ METRICS: dict[str, MetricSpec] = {
         order=1,
         evaluator="inception",
         config_section="fid",
+        min_clips=SMALL_SET_CLIPS,
     ),
     "fvd_16f": MetricSpec(
         "metrics.fvd:FrechetVideoDistance",
@@ -271,6 +282,7 @@ METRICS: dict[str, MetricSpec] = {
         order=0,
         evaluator="i3d",
         config_section="fvd",
+        min_clips=SMALL_SET_CLIPS,
         published_names=("FVD",),
     ),
     "psnr": MetricSpec(

@@ -143,6 +143,7 @@ def _build_table(group: list[Results], bootstrap: BootstrapSettings | None = Non
             notes.extend(intervals.notes)
             ranks = significant_marks(frame, columns, ranks, intervals, notes)
     notes.extend(_failure_notes(frame, columns, ordered))
+    notes.extend(_small_set_notes(columns, ordered))
     evaluators, evaluator_notes = evaluator_lines(group)
     notes.extend(evaluator_notes)
     status, footnotes = evaluator_marks(frame, columns, ordered)
@@ -162,6 +163,21 @@ def _build_table(group: list[Results], bootstrap: BootstrapSettings | None = Non
         intervals=intervals,
         overlap=overlap if overlap.any().any() else None,
     )
+
+
+def _small_set_notes(columns: list[Column], ordered: list[Results]) -> list[str]:
+    """A warning per set-metric column (FID, FVD) scored on fewer clips than its registry ``min_clips``."""
+    notes = []
+    for column in columns:
+        spec = describe(column.metric)
+        counts = [m.n for r in ordered if (m := r.metrics.get(column.metric)) is not None and r.run.kind != "gt"]
+        if spec is None or spec.min_clips is None or not counts or min(counts) >= spec.min_clips:
+            continue
+        notes.append(
+            f"{column.header} from {min(counts)} clips (under {spec.min_clips}): a Fréchet distance is biased upward "
+            "on small sets, so compare it only between rows scored on these same clips; set metrics get no interval"
+        )
+    return notes
 
 
 def _collect_columns(group: list[Results], notes: list[str]) -> list[Column]:

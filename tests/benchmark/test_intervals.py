@@ -223,3 +223,18 @@ def test_wav2lip_declares_its_expert_and_no_other_model_declares_syncnet() -> No
     assert "syncnet" in declared["wav2lip"] and "syncnet" in declared["wav2lip_gan"]
     assert [n for n, d in declared.items() if "syncnet" in d] == ["wav2lip", "wav2lip_gan"]
     assert "lipgan_sync_disc" in declared["lipgan"]
+
+
+def test_a_set_metric_on_few_clips_is_warned_about(tmp_path: Path) -> None:
+    from metrics import SMALL_SET_CLIPS, describe
+
+    spec = describe("fvd_16f")
+    assert spec is not None and spec.min_clips == SMALL_SET_CLIPS == 256
+    path = write_run(tmp_path, "a", {"av_conf": [0.1, 0.2, 0.3]})
+    res = load_results(path)
+    res.metrics["fvd_16f"] = MetricResult(120.0, 3, 0, "lower")
+    table = leaderboard_frame([res], "lrw")[0]
+    assert any(n.startswith("FVD from 3 clips (under 256)") for n in table.notes)
+    assert table.intervals is not None and table.intervals.half_width(0, "fvd_16f") is None
+    res.metrics["fvd_16f"] = MetricResult(120.0, 300, 0, "lower")
+    assert not any("FVD from" in n for n in leaderboard_frame([res], "lrw")[0].notes)

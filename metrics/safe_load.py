@@ -1,23 +1,21 @@
 """The one reader of pickled checkpoint files: tensors and plain containers come back, nothing else runs.
 
 Every `.pt` / `.pth` / `.ckpt` / `.model` file the suite opens (official downloads, imported weights, registered
-calibrations, a run's model.pt, Lightning checkpoints) goes through `load_checkpoint_file`. It first asks torch's
-own `weights_only` unpickler; a file that pickles other classes (the official Diffused Heads checkpoint pickles a
-torchvision `Compose` in its hyper-parameters) is read again by `RestrictedUnpickler`, which rebuilds tensors,
-storages, dtypes and plain containers and turns every other class into an inert `ForeignObject`: never imported,
-never called. Both torch formats are covered, the zip archive and the legacy stream (old PyTorch: syncnet_v2.model,
-wav2lip.pth), whose header records (magic number, protocol, system info, storage keys) are separate pickles: the
-restricted reader reads every one of them, never Python's own `pickle.load`.
+calibrations, a run's model.pt, Lightning checkpoints) goes through `load_checkpoint_file`, and every read is torch's
+own `weights_only` unpickler, whose allow-list holds tensor rebuilds, storages, dtypes and plain containers. A file
+that pickles other classes (the official Diffused Heads checkpoint pickles a torchvision `Compose` in its
+hyper-parameters) is read again with each such name allow-listed as a stand-in of ours: an inert `ForeignObject`
+subclass named after it, so the class itself is never imported and never called. Both torch formats are covered, the
+zip archive and the legacy stream (old PyTorch: syncnet_v2.model, wav2lip.pth), whose header records go through
+the same unpickler.
 """
 
 from __future__ import annotations
 
-import collections
 import os
-import pickle
-import types
+import re
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 
@@ -60,49 +58,10 @@ def _foreign(module: str, name: str) -> type:
     return type(name, (ForeignObject,), {"qualname": f"{module}.{name}"})
 
 
-_ALLOWED: dict[tuple[str, str], Any] = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
-    ("builtins", "slice"): slice,
-    ("torch", "Size"): torch.Size,
-    ("torch", "device"): torch.device,
-}
-for _name in ("_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_parameter_with_state"):
-    if hasattr(torch._utils, _name):
-        _ALLOWED[("torch._utils", _name)] = getattr(torch._utils, _name)
-
-
-def _allowed(module: str, name: str) -> Any | None:
-    if (module, name) in _ALLOWED:
-        return _ALLOWED[(module, name)]
-    if module == "torch":
-        obj = getattr(torch, name, None)
-        # dtypes and the typed storages torch.save writes; never functions or modules
-        if isinstance(obj, torch.dtype) or (isinstance(obj, type) and name.endswith("Storage")):
-            return obj
-    if module == "torch.storage" and name == "UntypedStorage":
-        return torch.UntypedStorage
-    return None
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Rebuilds tensors and containers; any other global resolves to an inert `ForeignObject` subclass."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        obj = _allowed(module, name)
-        return obj if obj is not None else _foreign(module, name)
-
-
-def _restricted_load(file: IO[bytes], **kwargs: Any) -> Any:
-    return RestrictedUnpickler(file, **kwargs).load()
-
-
-#: a `pickle_module` for torch.load: torch supplies persistent_load for its storages, the module the rest; `load`
-#: reads the legacy format's header records through the same allow-list
-restricted_pickle = types.SimpleNamespace(
-    Unpickler=RestrictedUnpickler, load=_restricted_load, __name__="restricted_pickle"
-)
+#: the name in torch's refusal of a global outside its weights-only allow-list
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+#: stand-ins one file may need before it is refused (a checkpoint's hyper-parameters hold a handful of classes)
+MAX_FOREIGN_CLASSES = 64
 
 
 def is_torchscript(path: str | os.PathLike[str]) -> bool:
@@ -123,19 +82,19 @@ def load_checkpoint_file(path: str | os.PathLike[str], *, mmap: bool = False) ->
         raise CheckpointReadError(f"{path}: no such file")
     if is_torchscript(path):
         raise CheckpointReadError(f"{path}: a TorchScript archive, not a checkpoint of tensors")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap), False
-    except Exception as err:  # torch raises many types for files that are not its own
-        first = err
-    try:
-        # weights_only=False only because torch takes no pickle_module with it: the module given here replaces the
-        # unpickler of every record (torch's own wrapper defers to its find_class), so each global resolves through
-        # the allow-list above (tensor rebuilds, storages, dtypes, plain containers) or to an inert ForeignObject;
-        # nothing from the file is imported or called (tests/faults/test_foreign_code.py, one payload per door)
-        payload = torch.load(path, map_location="cpu", weights_only=False, pickle_module=restricted_pickle)
-    except Exception as err:  # arbitrary bytes: any error means "not a checkpoint"
-        raise CheckpointReadError(
-            f"{path}: not a readable checkpoint ({type(first).__name__}: {str(first)[:200]}); a truncated download "
-            "gives this error"
-        ) from err
-    return payload, True
+    stand_ins: dict[str, type] = {}
+    while True:
+        try:
+            with torch.serialization.safe_globals([(cls, name) for name, cls in stand_ins.items()]):
+                payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            return payload, bool(stand_ins)
+        except Exception as err:  # torch raises many types for files that are not its own
+            refused = _REFUSED_GLOBAL.search(str(err))
+            if refused is None or refused.group(1) in stand_ins or len(stand_ins) >= MAX_FOREIGN_CLASSES:
+                raise CheckpointReadError(
+                    f"{path}: not a readable checkpoint ({type(err).__name__}: {str(err)[:200]}); a truncated "
+                    "download gives this error"
+                ) from err
+            # allow-list the refused name as an inert stand-in, and read the file again from the start
+            module, _, name = refused.group(1).rpartition(".")
+            stand_ins[refused.group(1)] = _foreign(module, name)

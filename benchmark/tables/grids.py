@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.results import Results, read_jsonl
+from benchmark.tables.intervals import read_clip_records
 from benchmark.tables.model import Table
 from data.clip import SAMPLES_PER_FRAME
 
@@ -34,13 +35,7 @@ ReferenceSource = Callable[[str, Sequence[str]], dict[str, tuple[np.ndarray, np.
 
 def per_clip_values(run_dir: str | Path) -> dict[str, dict[str, float]]:
     """``{metric: {clip_id: value}}`` from a run's ``samples.jsonl`` (empty when the file is absent)."""
-    out: dict[str, dict[str, float]] = {}
-    for row in read_jsonl(Path(run_dir) / "samples.jsonl", missing_ok=True):
-        clip_id = row.get("clip_id")
-        for metric, value in (row.get("values") or {}).items():
-            if isinstance(value, int | float) and clip_id is not None:
-                out.setdefault(metric, {})[clip_id] = float(value)
-    return out
+    return read_clip_records(run_dir).values
 
 
 def _clip_order(run_dir: Path) -> list[str]:

@@ -148,8 +148,10 @@ def _replicate_weights(unit_of_clip: np.ndarray, n_units: int, settings: Bootstr
     """[replicates, clips]: how many times each clip's unit was drawn in each replicate."""
     rng = np.random.default_rng(settings.seed)
     draws = rng.integers(0, n_units, size=(settings.replicates, n_units))
-    counts = np.stack([np.bincount(d, minlength=n_units) for d in draws]) if n_units else draws
-    return counts[:, unit_of_clip].astype(np.float64)
+    # one bincount over all replicates: replicate r's units are numbered r * n_units + unit
+    offsets = np.arange(settings.replicates)[:, None] * n_units
+    counts = np.bincount((draws + offsets).ravel(), minlength=settings.replicates * n_units)
+    return counts.reshape(settings.replicates, n_units)[:, unit_of_clip].astype(np.float64)
 
 
 def _replicate_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmark.cli_args import build_parser
+
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
@@ -22,123 +24,6 @@ if TYPE_CHECKING:
 # and so every number, is unchanged. A user's own OMP_WAIT_POLICY / GOMP_SPINCOUNT wins.
 if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "30000")
-
-
-def _add_run_args(p: argparse.ArgumentParser, model: bool = True) -> None:
-    if model:
-        p.add_argument("--model", required=True, help="model name (bench ls models)")
-    p.add_argument("--dataset", default="synthetic", help="dataset name (bench ls datasets)")
-    p.add_argument("--preset", choices=["tiny", "paper"], default=None, help="hyperparameter preset (default tiny)")
-    p.add_argument("--experiment", default=None, help="an overlay from configs/experiments/")
-    p.add_argument("--protocol", default=None, help="evaluation protocol from configs/protocols/ (bench ls protocols)")
-    p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. trainer.max_steps=100")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bench", description="talkbench: talking-face generation benchmark")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("ls", help="list registered models, datasets, metrics or presets")
-    p.add_argument("what", choices=["models", "datasets", "metrics", "presets", "layouts", "protocols"])
-
-    p = sub.add_parser("validate", help="compose a config and build its objects without training")
-    _add_run_args(p)
-
-    p = sub.add_parser("run", help="train (or load) -> generate the test split -> evaluate -> record")
-    _add_run_args(p)
-
-    p = sub.add_parser("evaluate", help="score a folder of mp4 files made by any method")
-    p.add_argument("--videos", required=True, type=Path, help="folder of .mp4 files named by test clip")
-    p.add_argument("--name", required=True, help="row name in the leaderboard")
-    p.add_argument("--mapping", type=Path, default=None, help="JSON {clip_id: file name} when names differ")
-    p.add_argument("--overwrite", action="store_true", help="replace the scores a --name holds for another folder")
-    _add_run_args(p, model=False)
-
-    p = sub.add_parser("table1", help="Diffused Heads Table 1: train/load every model, generate, score, write tables")
-    p.add_argument("--dataset", default="synthetic", help="crema | lrw | synthetic | any registered dataset")
-    p.add_argument("--models", nargs="*", default=None, help="rows (default: every registered generator)")
-    p.add_argument("--preset", choices=["tiny", "paper"], default=None, help="hyperparameter preset (default tiny)")
-    p.add_argument("--protocol", default=None, help="default: dh_table1_<dataset> when it exists, else standard")
-    p.add_argument("--limit", type=int, default=None, help="score only the first N test clips (smoke run)")
-    p.add_argument("--formats", default="csv,latex,markdown,html", help="comma-separated: csv,latex,markdown,html")
-    p.add_argument("--reports", type=Path, default=Path("reports"), help="where the table files go")
-    _add_bootstrap_args(p)
-    p.add_argument("overrides", nargs="*", help="key=value overrides applied to every row")
-
-    p = sub.add_parser("leaderboard", help="tables over recorded runs")
-    p.add_argument("--dataset", default=None)
-    p.add_argument("--format", choices=["csv", "latex", "markdown", "html"], default="markdown")
-    p.add_argument("--standalone", action="store_true", help="latex: a whole document that compiles on its own")
-    p.add_argument("--out", type=Path, default=None, help="file to write (default reports/leaderboard_<dataset>.*)")
-    p.add_argument("--runs", type=Path, default=Path("runs"), help="where run directories are")
-    p.add_argument("--published", action="store_true", help="show the paper's published rows beside ours")
-    _add_bootstrap_args(p)
-
-    p = sub.add_parser("calibrate", help="train evaluator networks (SyncNet, ...) on a corpus and register them")
-    p.add_argument("--seconds", type=float, default=None, help="SyncNet training budget (default configs/metrics)")
-    p.add_argument(
-        "--what", nargs="*", default=None, help="calibrations to run (default: all; see benchmark.calibrate)"
-    )
-    _add_run_args(p, model=False)
-
-    p = sub.add_parser("data", help="corpus tools")
-    dsub = p.add_subparsers(dest="data_command", required=True)
-    s = dsub.add_parser("synth", help="write the synthetic corpus in a real layout")
-    s.add_argument("--layout", required=True, choices=["lrw", "crema", "voxceleb2"])
-    s.add_argument("--out", required=True, type=Path)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--clips", type=int, default=None, help="number of clips (default 240)")
-    s.add_argument("--speakers", type=int, default=None)
-    s.add_argument("--size", type=int, default=None, choices=[96, 128])
-    s.add_argument("--difficulty", default=None, choices=["easy", "medium", "hard"])
-    s.add_argument("--workers", type=int, default=2)
-    s = dsub.add_parser("prepare", help="decode, landmark, crop a real corpus and write its manifest (resumable)")
-    s.add_argument("--dataset", required=True, help="lrw | crema | voxceleb2 (bench ls datasets)")
-    s.add_argument("--root", type=Path, default=None, help="the corpus folder (else dataset.root / its env var)")
-    s.add_argument("--out", type=Path, default=None, help="prepared folder (default dataset.prepared)")
-    s.add_argument("--workers", type=int, default=None, help="processes (default dataset.prepare.workers)")
-    s.add_argument("--strict", action="store_true", help="exit with an error when any clip is rejected")
-    s.add_argument("overrides", nargs="*", help="dataset.* overrides, e.g. dataset.prepare.landmarks=truth")
-    s = dsub.add_parser("check", help="verify a prepared corpus against its manifest and print its card")
-    s.add_argument("--dataset", required=True)
-    s.add_argument("--root", type=Path, default=None)
-    s.add_argument("--out", type=Path, default=None, help="prepared folder (default dataset.prepared)")
-    s.add_argument("overrides", nargs="*")
-
-    p = sub.add_parser("weights", help="registered evaluator / model weights")
-    wsub = p.add_subparsers(dest="weights_command", required=True)
-    wsub.add_parser("list", help="show registered weights")
-    w = wsub.add_parser("import", help="check a checkpoint against its network and register it")
-    w.add_argument("file", type=Path)
-    w.add_argument("--as", dest="name", required=True, help="a known name (`bench weights list`)")
-    w.add_argument("--allow-unofficial", action="store_true", help="accept a file whose sha256 is not the official")
-    w = wsub.add_parser("verify", help="re-check registered files against their sha256")
-    w.add_argument("names", nargs="*")
-    w = wsub.add_parser("fetch", help="download an official checkpoint (sha256-checked) and import it")
-    w.add_argument("name")
-    w.add_argument("--url", default=None, help="another location of the same file (mirror, file://)")
-
-    p = sub.add_parser("generate", help="lip-sync any face video or image to any audio file (mp4 out)")
-    p.add_argument("--model", required=True, help="wav2lip | wav2lip_gan | lipgan")
-    p.add_argument("--face", required=True, type=Path, help="face video or still image")
-    p.add_argument("--audio", required=True, type=Path, help="any audio (or video) file ffmpeg reads")
-    p.add_argument("--checkpoint", required=True, help="weights name, official checkpoint, or a run's model.pt")
-    p.add_argument("--out", required=True, type=Path, help="output .mp4")
-    p.add_argument("--detector", default="auto", help="auto | dlib | full | fixed | landmarks (default auto)")
-    p.add_argument("--box", type=int, nargs=4, default=None, metavar=("X1", "Y1", "X2", "Y2"), help="for fixed")
-    p.add_argument("--landmarks", default=None, help="[T,68,2] .npy/.npz for the landmarks detector")
-    p.add_argument("--pads", type=int, nargs=4, default=None, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"))
-    p.add_argument("--nosmooth", action="store_true", help="no temporal smoothing of the face boxes")
-    p.add_argument("--preset", choices=["tiny", "paper"], default=None, help="network width of the checkpoint")
-    p.add_argument("--chunk-frames", type=int, default=128, help="frames held in memory at once")
-    p.add_argument("params", nargs="*", help="model params key=value, e.g. audio_features=mel")
-
-    p = sub.add_parser("perf", help="speed benchmarks, side by side with baselines")
-    p.add_argument("--only", nargs="*", default=None, help="benchmark names to run")
-    p.add_argument("--out", type=Path, default=Path("reports/perf.json"))
-    p.add_argument("--quick", action="store_true", help="fewer repetitions")
-    return parser
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -289,12 +174,6 @@ def _read_mapping(path: Path) -> dict[str, str]:
     return mapping
 
 
-def _add_bootstrap_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ci", type=float, default=0.95, help="bootstrap interval level, also 1 - the marks' p threshold")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no intervals, marks by value)")
-    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resamples")
-
-
 def _bootstrap(args: argparse.Namespace) -> BootstrapSettings | None:
     from benchmark.tables.intervals import BootstrapSettings
 
@@ -320,17 +199,34 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         if args.format == "markdown":  # the other formats are files to take elsewhere: say where they went
             for table in leaderboard_frame(found, ds, bootstrap=_bootstrap(args)):
                 print(render_terminal(table))
+                if args.speed:
+                    from benchmark.tables.speed import run_dirs_for, speed_table, speed_terminal
+
+                    print(speed_terminal(speed_table(table, run_dirs_for(table, found))))
         path: str | Path  # the html report's files, or the file written
         if args.format == "html":
             from benchmark.tables import write_report
 
-            files = write_report(args.runs, ds, args.out, published=published, bootstrap=_bootstrap(args))
+            files = write_report(
+                args.runs, ds, args.out, published=published, bootstrap=_bootstrap(args), speed=args.speed
+            )
             path = f"{files.html} and {files.markdown.name} (+ {len(files.assets)} files in {files.html.stem}_assets/)"
         else:
             boot = _bootstrap(args)
             path = write_leaderboard(
-                found, ds, args.format, args.out, published=published, standalone=args.standalone, bootstrap=boot
+                found,
+                ds,
+                args.format,
+                args.out,
+                published=published,
+                standalone=args.standalone,
+                bootstrap=boot,
+                speed=args.speed,  # speed blocks under each table (benchmark/tables/speed.py)
             )
+            if args.speed and args.format == "csv":
+                from benchmark.tables.speed import speed_csv_path
+
+                path = f"{path} and {speed_csv_path(path)}"
         print(f"wrote {path}")
     return 0
 
@@ -355,6 +251,21 @@ def cmd_table1(args: argparse.Namespace) -> int:
     for name, why in out.failed.items():
         print(f"FAILED {name}: {why}", file=sys.stderr)
     return 1 if out.failed else 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from benchmark.config import compose, default_protocol
+    from benchmark.runner import health_for_config
+    from benchmark.tables.health import health_terminal
+
+    protocol = args.protocol or default_protocol(args.dataset) or "standard"
+    limit = [f"run.limit={int(args.limit)}"] if args.limit is not None else []
+    cfg = compose(None, args.dataset, None, [*args.overrides, *limit], protocol=protocol)
+    health = health_for_config(cfg, score_gt=True)
+    if health is None:
+        raise SystemExit("no GT row to check the judges on")
+    print(health_terminal(health))
+    return 0
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -492,9 +403,48 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stress(args: argparse.Namespace) -> int:
+    from benchmark.config import default_protocol
+    from benchmark.distributed import run_device
+    from benchmark.stress import load_stress_config, stress
+
+    args.protocol = args.protocol or default_protocol(args.dataset) or "standard"  # the Table 1 rule
+    extra = [f"run.limit={int(args.limit)}"] if args.limit is not None else []
+    extra += [f"run.out_dir={args.runs}"] if args.runs is not None else []
+    args.overrides = [*args.overrides, *extra]
+    cfg = _compose(args, model=False)
+    names = [n.strip() for n in args.perturbations.split(",") if n.strip()] if args.perturbations else None
+    outcome = stress(
+        cfg,
+        names=names,
+        config=load_stress_config(args.config),
+        reports_dir=args.reports,
+        out=args.out,
+        device=run_device(cfg),
+    )
+    print(f"protocol {outcome.protocol.name} ({outcome.protocol.hash[:8]}): records in {outcome.folder}")
+    for path in outcome.files:
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_perf(args: argparse.Namespace) -> int:
     from benchmark.perf import run_perf
 
+    if args.run is not None or args.runs is not None:
+        import torch
+
+        from benchmark.perf import run_model_perf
+        from benchmark.perf.speed import SpeedSettings, model_run_dirs
+
+        dirs = [args.run] if args.run is not None else model_run_dirs(args.runs, args.dataset)
+        if not dirs:
+            raise SystemExit(f"no model runs under {args.runs}" + (f" for {args.dataset!r}" if args.dataset else ""))
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        settings = SpeedSettings(
+            args.clips, args.repeats, device, not args.no_e2e, args.reports, args.samplers, args.threads, args.frames
+        )
+        return 1 if run_model_perf(dirs, args.only, settings) else 0
     run_perf(args.only, args.out, quick=args.quick)
     return 0
 
@@ -508,10 +458,12 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "leaderboard": cmd_leaderboard,
     "table1": cmd_table1,
+    "health": cmd_health,
     "calibrate": cmd_calibrate,
     "data": cmd_data,
     "weights": cmd_weights,
     "perf": cmd_perf,
+    "stress": cmd_stress,  # metric stress cards (benchmark/stress.py)
     "generate": cmd_generate,
 }
 

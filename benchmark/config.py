@@ -251,6 +251,10 @@ def config_hash(cfg: DictConfig | dict[str, Any], keys: tuple[str, ...] | None =
     assert isinstance(data, dict)  # a DictConfig gives a dict
     if keys:
         data = {k: data.get(k) for k in keys}
+    metrics = data.get("metrics")
+    if isinstance(metrics, dict) and "health" in metrics:
+        # the judge-health thresholds change no scored value: a finished run stays reusable when they change
+        data = {**data, "metrics": {k: v for k, v in metrics.items() if k != "health"}}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

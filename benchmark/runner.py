@@ -8,8 +8,9 @@ GT row, resume, aggregate, record). Finished work is reused at every stage.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -21,6 +22,9 @@ from benchmark.results import Results
 from benchmark.scoring import evaluate_videos, now, prepare_evaluators, run_info, test_clips
 from benchmark.train import model_class, run_dir_of, train_or_load
 from data.corpus import LayoutCorpus
+
+if TYPE_CHECKING:
+    from benchmark.tables.health import Health
 
 
 def build_corpus(cfg: DictConfig, model: str | None = None) -> LayoutCorpus:
@@ -90,3 +94,43 @@ def _run_locked(cfg: DictConfig, corpus: LayoutCorpus, group: EvalGroup, run_dir
         cfg, cfg.model.get("kind", "model"), cfg.run.name, cfg.model.label, started, cfg.model.name, ckpt, notes
     )
     return evaluate_videos(cfg, corpus, clips, videos, run_dir, info, group=group, device=device)
+
+
+# ----------------------------------------------------------------------------------------------- judge health
+
+
+def health_for_config(cfg: DictConfig, score_gt: bool = False, log: Callable[[str], object] = print) -> Health | None:
+    """`bench health` and `bench table1`: the corpus, test clips, metrics and protocol of `cfg`, the GT row
+    scored first when `score_gt` and missing (with every evaluator calibrated), then `ensure_health`."""
+    from benchmark import scoring
+    from benchmark.health import ensure_health
+
+    corpus = build_corpus(cfg)
+    corpus.ensure()
+    if score_gt:
+        scoring.prepare_evaluators(cfg, corpus)
+    clips = scoring.test_clips(cfg, corpus)
+    # the evaluators run where the run scores (a GPU node's SyncNet for the shifted clips)
+    metrics = scoring.build_metrics(cfg, list(cfg.metrics.names), corpus, run_device(cfg))
+    protocol = scoring.protocol_for(cfg, corpus, len(clips), metrics)
+    if score_gt:
+        scoring.ensure_gt_row(cfg, clips, metrics, protocol, tag="health")
+    return ensure_health(cfg, corpus, clips, protocol, metrics, log)
+
+
+def ensure_rows_health(rows: Iterable[tuple[DictConfig, str]], log: Callable[[str], object] = print) -> list[Path]:
+    """For `bench table1`: the judge health of each protocol its rows were scored under, from the first row config
+    (with the protocol hash its results carry) of each; a failure is logged, never fatal to the table. Returns the
+    GT folders that hold one."""
+    done: dict[str, Path] = {}
+    for cfg, digest in rows:
+        if digest in done:
+            continue
+        try:
+            health = health_for_config(cfg, log=log)
+        except Exception as err:  # the table is still written: it only lacks its health block
+            log(f"[health] judge health not computed: {type(err).__name__}: {err}")
+            continue
+        if health is not None and health.protocol_hash == digest:
+            done[digest] = Path(cfg.run.out_dir) / str(cfg.dataset.name) / f"GT-{digest[:8]}"
+    return list(done.values())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from benchmark.video_folders import VIDEO_SUFFIXES as VIDEO_SUFFIXES
 from benchmark.video_folders import claim_run_dir as claim_run_dir
 from benchmark.video_folders import match_videos as match_videos
 from benchmark.video_folders import resampling_notes as resampling_notes
+from benchmark.video_folders import video_key as video_key
 from data.clip import FPS, SAMPLE_RATE, Clip
 from data.corpus import LayoutCorpus
 from data.io import MediaError, read_video
@@ -200,6 +202,18 @@ def _restore(
             set_metric.restore(index, row["clip_id"], features=load_features(base / row["features"][target]["file"]))
 
 
+def _stored(value: float) -> float | str:
+    """A raw value as samples.jsonl keeps it: JSON has no infinity or NaN, and a resumed pass must put back exactly
+    what was scored (PSNR of a frame equal to its reference is +inf), so those are written as "inf" / "nan"."""
+    return value if math.isfinite(value) else repr(float(value))
+
+
+def _restorable(row: Row) -> bool:
+    """Whether a record can be put back as scored: records of earlier versions wrote a non-finite raw value as null,
+    which cannot say which it was; their clips are scored again."""
+    return not any(v is None for raw in row.get("raw", {}).values() for v in raw)
+
+
 def _score_one(
     i: int,
     clip: Clip,
@@ -228,8 +242,9 @@ def _score_one(
         if len(metric.failures) > n_before:
             row["failed"][target] = metric.failures[-1][1]
         else:
-            row["raw"][target] = metric.values[-1].flatten().tolist()
-            row["values"].update(zip(metric.outputs, row["raw"][target]))
+            raw = metric.values[-1].flatten().tolist()
+            row["raw"][target] = [_stored(v) for v in raw]
+            row["values"].update(zip(metric.outputs, raw))
     for target, set_metric in set_metrics.items():
         try:
             feats, path = clip_set_features(set_metric, clip.clip_id, sample.fake, base / "features")
@@ -274,7 +289,7 @@ def score_clips(
     set_metrics = {t: m for t, m in metrics.items() if isinstance(m, SetMetric)}
     done = reusable_rows(samples_path, clips, key)
     for cid, old in list(done.items()):
-        if features_missing(old, set_metrics, base):
+        if features_missing(old, set_metrics, base) or not _restorable(old):
             del done[cid]  # a finished clip whose feature file went missing is scored again
     if done:
         log(f"resuming: {len(done)} of {len(clips)} clips already scored in {samples_path}")
@@ -315,19 +330,6 @@ def reusable_rows(samples_path: Path, clips: Sequence[Clip], key: RowKey | None)
         if i is not None and (key is None or row.get("key") == key(i, clips[i])):
             done[row["clip_id"]] = row
     return done
-
-
-def video_key(protocol_hash: str, videos: dict[str, Path]) -> RowKey:
-    """A record's key for scores of video files: the protocol, and the file (resolved path, size, mtime)."""
-
-    def key(i: int, clip: Clip) -> dict[str, Any]:
-        path = videos.get(clip.clip_id)
-        if path is None or not Path(path).exists():
-            return {"protocol": protocol_hash, "video": None}
-        st = Path(path).stat()
-        return {"protocol": protocol_hash, "video": [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]}
-
-    return key
 
 
 def aggregate_results(
@@ -525,26 +527,7 @@ def evaluate_videos(
     names = list(cfg.metrics.names)
     metrics = build_metrics(cfg, names, corpus, device)
     protocol = protocol_for(cfg, corpus, len(clips), metrics)
-    gt = gt_dir(cfg, protocol)
-    if (gt / "results.json").exists():
-        log(f"[evaluate] GT row of protocol {protocol.hash[:8]}: reusing {gt}")
-    else:
-        log(f"[evaluate] GT: scoring {len(clips)} real test clips")
-        started = now()
-        _score_row(
-            cfg,
-            clips,
-            lambda i, c: np.asarray(c.video),
-            lambda i, c: {"protocol": protocol.hash},
-            metrics,
-            gt,
-            lambda: run_info(cfg, "gt", "GT", "GT", started),
-            group,
-            protocol,
-            None,
-        )
-        for metric in metrics.values():
-            metric.reset()
+    ensure_gt_row(cfg, clips, metrics, protocol, group)
 
     def fetch(i: int, clip: Clip) -> np.ndarray:
         path = videos.get(clip.clip_id)
@@ -555,7 +538,56 @@ def evaluate_videos(
     log(f"[evaluate] {cfg.run.name}: scoring {len(videos)} videos")
     reference = reference_features(cfg, clips, protocol)
     key = video_key(protocol.hash, videos)
-    return _score_row(cfg, clips, fetch, key, metrics, run_dir, info, group, protocol, reference)
+    row = _score_row(cfg, clips, fetch, key, metrics, run_dir, info, group, protocol, reference)
+    if group.main:  # after the row, so no other process waits at a barrier while the judges are checked
+        _judge_health(cfg, corpus, clips, protocol, metrics)
+    return row
+
+
+def ensure_gt_row(
+    cfg: DictConfig,
+    clips: Sequence[Clip],
+    metrics: Metrics,
+    protocol: Protocol,
+    group: EvalGroup | None = None,
+    tag: str = "evaluate",
+) -> Path:
+    """The protocol's GT row (the real test clips scored by `metrics`), scored now when its folder has none; the
+    metrics are reset afterwards for the next row. Returns the GT folder."""
+    group = group or EvalGroup()
+    gt = gt_dir(cfg, protocol)
+    if (gt / "results.json").exists():
+        log(f"[{tag}] GT row of protocol {protocol.hash[:8]}: reusing {gt}")
+        return gt
+    log(f"[{tag}] GT: scoring {len(clips)} real test clips")
+    started = now()
+    _score_row(
+        cfg,
+        clips,
+        lambda i, c: np.asarray(c.video),
+        lambda i, c: {"protocol": protocol.hash},
+        metrics,
+        gt,
+        lambda: run_info(cfg, "gt", "GT", "GT", started),
+        group,
+        protocol,
+        None,
+    )
+    for metric in metrics.values():
+        metric.reset()
+    return gt
+
+
+def _judge_health(
+    cfg: DictConfig, corpus: LayoutCorpus, clips: list[Clip], protocol: Protocol, metrics: Metrics
+) -> None:
+    """How well the protocol's judges do on its GT clips (benchmark/health.py), computed once per protocol."""
+    from benchmark.health import ensure_health
+
+    try:
+        ensure_health(cfg, corpus, clips, protocol, metrics, log=log)
+    except Exception as err:  # a report block must not cost a scored run: the tables say health is missing
+        log(f"[health] judge health not computed: {type(err).__name__}: {err}")
 
 
 def load_gt(cfg: DictConfig, protocol: Protocol) -> Results | None:

@@ -107,6 +107,9 @@ def table1(
     if not out.rows:
         raise RuntimeError(f"bench table1: no row finished on {dataset!r}: {out.failed}")
     hashes = {r.protocol.hash for r in out.rows.values()}
+    from benchmark.runner import ensure_rows_health
+
+    ensure_rows_health(((cfgs[name], res.protocol.hash) for name, res in out.rows.items()), log)
     gts = _gt_rows(cfgs, hashes)
     results = [*out.rows.values(), *gts.values()]
     run_dirs = [run_dir_of(cfgs[name]) for name in out.rows] + list(gts)
@@ -139,6 +142,10 @@ def table1(
                     bootstrap=bootstrap,
                 )
             )
+            if fmt == "markdown":
+                from benchmark.tables.health import append_health_markdown
+
+                append_health_markdown(out.files[-1], list(gts))
     return out
 
 

@@ -4,8 +4,9 @@ that were resampled noted, and the run folder claimed for one folder (`benchmark
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from data.clip import FPS, Clip
 from data.io import MediaError
@@ -82,3 +83,16 @@ def resampling_notes(videos: dict[str, Path]) -> list[str]:
         f"{len(ids)} videos at {fps:g} fps resampled to {FPS} fps (e.g. {', '.join(ids[:3])})"
         for fps, ids in sorted(by_fps.items())
     ]
+
+
+def video_key(protocol_hash: str, videos: dict[str, Path]) -> Callable[[int, Clip], dict[str, Any]]:
+    """A record's key for scores of video files: the protocol, and the file (resolved path, size, mtime)."""
+
+    def key(i: int, clip: Clip) -> dict[str, Any]:
+        path = videos.get(clip.clip_id)
+        if path is None or not Path(path).exists():
+            return {"protocol": protocol_hash, "video": None}
+        st = Path(path).stat()
+        return {"protocol": protocol_hash, "video": [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]}
+
+    return key

@@ -51,7 +51,7 @@ class MetricSpec:
 # Unbiased FID and Inception Score and where to find them", CVPR 2020), so two rows are comparable only on the same
 # clips, and a small set's value says little on its own; StyleGAN-V scores FVD on 2048 videos. The tables warn
 # below 256 clips, our choice: an eighth of that, so Diffused Heads' CREMA-D test list (820 clips) and LRW's test
-# split pass and a smoke run (--limit) is flagged. Set metrics get no interval yet (docs/intervals.md).
+# split pass and a smoke run (--limit) is flagged. Their intervals resample the clip set (docs/intervals.md).
 SMALL_SET_CLIPS = 256
 
 # column positions: Table 1 of Diffused Heads (Stypulkowski et al., WACV 2023; it prints 2 decimals throughout),

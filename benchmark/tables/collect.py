@@ -138,7 +138,7 @@ def _build_table(group: list[Results], bootstrap: BootstrapSettings | None = Non
     if bootstrap is not None:
         per_clip = [read_clip_records(r.source.parent) if r.source is not None else None for r in ordered]
         keys = [(c.key, c.metric) for c in columns]
-        intervals = table_intervals(frame, keys, per_clip, bootstrap)
+        intervals = table_intervals(frame, keys, per_clip, bootstrap, {c.key: c.header for c in columns})
         if intervals is not None:
             notes.extend(intervals.notes)
             ranks = significant_marks(frame, columns, ranks, intervals, notes)
@@ -175,7 +175,8 @@ def _small_set_notes(columns: list[Column], ordered: list[Results]) -> list[str]
             continue
         notes.append(
             f"{column.header} from {min(counts)} clips (under {spec.min_clips}): a Fréchet distance is biased upward "
-            "on small sets, so compare it only between rows scored on these same clips; set metrics get no interval"
+            "on small sets, so compare it only between rows scored on these same clips; its interval shows the "
+            "spread over resampled test sets, not that bias"
         )
     return notes
 

@@ -20,9 +20,11 @@ from datetime import datetime
 from pathlib import Path
 
 from benchmark.results import Results, find_results, load_results, write_text_atomic
+from benchmark.stress_card import card_path  # metric stress cards
 from benchmark.tables import grids
 from benchmark.tables.charts import Bar, Series, bar_chart_svg, distribution_svg, escape
 from benchmark.tables.collect import leaderboard_frame
+from benchmark.tables.health import health_html, health_markdown, health_of_folders
 from benchmark.tables.intervals import DEFAULT_BOOTSTRAP, BootstrapSettings
 from benchmark.tables.model import Column, Table, dataset_label, finished_key, our_rows, published_cells
 from benchmark.tables.published import PUBLISHED_MARK
@@ -154,6 +156,7 @@ def write_report(
     reference: grids.ReferenceSource | None | str = "corpus",
     embed_video_max_bytes: int = EMBED_VIDEO_MAX_BYTES,
     bootstrap: BootstrapSettings | None = DEFAULT_BOOTSTRAP,
+    speed: bool = False,
 ) -> ReportFiles:
     """Write ``report_<dataset>.html`` (or ``out``), ``report_<dataset>.md`` beside it and their assets
     (``report_<dataset>_assets/``: one SVG per chart, the sample grid mp4s) for ``runs``: a folder searched for
@@ -163,7 +166,8 @@ def write_report(
     used (:func:`~benchmark.tables.grids.corpus_reference`), a callable
     ``(dataset, clip_ids) -> {clip_id: (video, audio)}`` from anywhere, None leaves the GT tile out unless the GT
     run folder holds ``generated/`` videos.
-    ``grid_clips=0`` writes no grid.
+    ``grid_clips=0`` writes no grid. ``speed``: the runs' speed blocks per device under each table
+    (:mod:`benchmark.tables.speed`).
     """
     if isinstance(runs, str | Path):
         where, found = str(runs), find_results(runs)
@@ -210,6 +214,22 @@ def write_report(
         if remarks:
             body.append('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in remarks) + "</ul>")
         markdown += [to_markdown(table)]
+        if speed:
+            from benchmark.tables.speed import speed_html, speed_markdown, speed_table
+
+            measured = speed_table(table, {name: folder for name, (folder, _) in folders.items()})
+            body.append(speed_html(measured))
+            markdown += [speed_markdown(measured)]
+        card = card_path(html_path.parent, table.dataset, table.protocol_hash, "html")
+        if card.exists():
+            body.append(
+                f'<p class="small"><a href="{escape(card.name)}">Metric stress card</a>: how far controlled '
+                "perturbations of the GT clips move each metric, in units of the between-model spread.</p>"
+            )
+            markdown += [f"[Metric stress card]({card.with_suffix('.md').name}) of this protocol.", ""]
+        for health in health_of_folders([f for f, r in folders.values() if r.run.kind == "gt"]):
+            body.append(health_html(health))
+            markdown += [health_markdown(health)]
 
         charts = []
         for column in table.columns:

@@ -16,7 +16,8 @@ Every row of a table was scored on the same test clips, and each run keeps its p
   row's mean taken from the same replicate) has a distribution, and the two-sided p-value is twice the smaller
   tail beyond zero.
 
-Set metrics (FID, FVD) are not means over clips; they are shown without an interval here.
+Set metrics (FID, FVD) are not means over clips: their replicates are Fréchet distances of the same resampled test
+sets, computed from the per-clip features scoring kept (:mod:`benchmark.tables.set_intervals`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import numpy as np
 import pandas as pd
 
 from benchmark.results import read_jsonl
+from benchmark.tables.set_intervals import SetCell, set_metric_intervals
+from metrics import describe
 
 __all__ = [
     "DEFAULT_BOOTSTRAP",
@@ -51,17 +54,22 @@ MIN_SPEAKERS = 10
 @dataclass(frozen=True)
 class BootstrapSettings:
     """``level``: the interval's coverage (0.95) and 1 - the significance threshold of the marks;
-    ``replicates``: bootstrap draws (0: no intervals, marks by value alone); ``seed``: the draws' seed."""
+    ``replicates``: bootstrap draws (0: no intervals, marks by value alone); ``seed``: the draws' seed;
+    ``set_replicates``: how many of those draws (the first ones) the set metrics (FID, FVD) use, since each costs a
+    Fréchet distance, not a weighted mean (docs/intervals.md, "Set metrics")."""
 
     level: float = 0.95
     replicates: int = 1000
     seed: int = 0
+    set_replicates: int = 200
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.level < 1:
             raise ValueError(f"the interval level must be in [0.5, 1), got {self.level}")
         if self.replicates < 0:
             raise ValueError(f"the number of bootstrap replicates must be >= 0, got {self.replicates}")
+        if self.set_replicates < 0:
+            raise ValueError(f"the number of set-metric replicates must be >= 0, got {self.set_replicates}")
 
     @property
     def alpha(self) -> float:
@@ -74,15 +82,18 @@ DEFAULT_BOOTSTRAP = BootstrapSettings()
 
 @dataclass
 class ClipRecords:
-    """One run's per-clip values: ``values[metric][clip_id]`` and the speaker of each clip ("" unknown)."""
+    """One run's per-clip values: ``values[metric][clip_id]``, the speaker of each clip ("" unknown), and for set
+    metrics ``features[metric][clip_id]``: the clip's feature file, relative to ``run_dir``."""
 
     values: dict[str, dict[str, float]] = field(default_factory=dict)
     speakers: dict[str, str] = field(default_factory=dict)
+    features: dict[str, dict[str, str]] = field(default_factory=dict)
+    run_dir: Path | None = None
 
 
 def read_clip_records(run_dir: str | Path) -> ClipRecords:
     """The per-clip values of the run in ``run_dir`` (its ``samples.jsonl``; empty when absent)."""
-    out = ClipRecords()
+    out = ClipRecords(run_dir=Path(run_dir))
     for row in read_jsonl(Path(run_dir) / "samples.jsonl", missing_ok=True):
         clip_id = row.get("clip_id")
         if not isinstance(clip_id, str):
@@ -91,6 +102,11 @@ def read_clip_records(run_dir: str | Path) -> ClipRecords:
         for metric, value in (row.get("values") or {}).items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 out.values.setdefault(metric, {})[clip_id] = float(value)
+        for entry in (row.get("features") or {}).values():
+            name = entry.get("file") if isinstance(entry, dict) else None
+            if isinstance(name, str):
+                # the folder is benchmark.features.feature_key: "<output>-<digest8>"; the output names the column
+                out.features.setdefault(Path(name).parent.name.rpartition("-")[0], {})[clip_id] = name
     return out
 
 
@@ -106,6 +122,8 @@ class Intervals:
     high: pd.DataFrame
     replicates: dict[tuple[int, str], np.ndarray]
     notes: list[str] = field(default_factory=list)
+    #: replicates behind the set-metric cells (the first ones of the table's); None when no such cell has any
+    set_replicates: int | None = None
 
     def half_width(self, index: int, key: str) -> float | None:
         if key not in self.low.columns:
@@ -118,13 +136,18 @@ class Intervals:
     def caption(self, plus_minus: str | None = "±") -> str:
         """What the marks (and, with ``plus_minus``, the ± of the cells, written that way) mean."""
         s = self.settings
+        sets = "" if self.set_replicates is None else f"; FID / FVD: the first {self.set_replicates} of them"
         marks = (
             f"best / second marks only where the paired bootstrap difference to the next row is significant "
-            f"(p < {s.alpha:.2g}; {s.replicates} resamples of the {self.n_units} test {self.unit}s, seed {s.seed})"
+            f"(p < {s.alpha:.2g}; {s.replicates} resamples of the {self.n_units} test {self.unit}s, seed {s.seed}"
+            f"{sets})"
         )
         if plus_minus is None:
             return marks
-        return f"{plus_minus} half the {s.level:.0%} percentile bootstrap interval of the mean; {marks}"
+        of = (
+            "of the mean" if self.set_replicates is None else "of the mean (FID / FVD: of the resampled sets' distance)"
+        )
+        return f"{plus_minus} half the {s.level:.0%} percentile bootstrap interval {of}; {marks}"
 
 
 def _units(clip_ids: Sequence[str], speakers: Mapping[str, str]) -> tuple[np.ndarray, str, int, list[str]]:
@@ -169,30 +192,40 @@ def table_intervals(
     keys: Sequence[tuple[str, str]],
     records: Sequence[ClipRecords | None],
     settings: BootstrapSettings,
+    headers: Mapping[str, str] | None = None,
 ) -> Intervals | None:
-    """Intervals of ``frame``'s cells: ``keys`` are (column key, metric) pairs of the per-clip columns, and
-    ``records[i]`` the per-clip values of the row at position i (None: no per-clip values, no interval). None
-    when no row has per-clip values or no replicates are asked for."""
-    if settings.replicates == 0 or not any(r is not None and r.values for r in records):
+    """Intervals of ``frame``'s cells: ``keys`` are (column key, metric) pairs of the columns, and ``records[i]``
+    the per-clip values (and set-metric feature files) of the row at position i (None: none, no interval). A
+    column whose metric has feature files in some record, or a registry ``min_clips``, is a set metric
+    (:mod:`benchmark.tables.set_intervals`); its real side is the GT row's (``frame["kind"] == "gt"``).
+    ``headers`` name the columns in notes. None when no row has per-clip values or features, or no replicates
+    are asked for."""
+    if settings.replicates == 0 or not any(r is not None and (r.values or r.features) for r in records):
         return None
-    clip_ids = sorted({c for r in records if r is not None for m in r.values.values() for c in m})
+    present = [r for r in records if r is not None]
+    clip_ids = sorted(
+        {c for r in present for m in r.values.values() for c in m}
+        | {c for r in present for m in r.features.values() for c in m}
+    )
     speakers: dict[str, str] = {}
-    for r in records:
-        if r is not None:
-            speakers.update({c: s for c, s in r.speakers.items() if s})
+    for r in present:
+        speakers.update({c: s for c, s in r.speakers.items() if s})
     unit_of_clip, unit, n_units, notes = _units(clip_ids, speakers)
     weights = _replicate_weights(unit_of_clip, n_units, settings)
     low = pd.DataFrame(np.nan, index=frame.index, columns=[k for k, _ in keys], dtype="float64")
     high = low.copy()
     reps: dict[tuple[int, str], np.ndarray] = {}
     q = (100 * settings.alpha / 2, 100 * (1 - settings.alpha / 2))
+    set_metrics = {m for r in present for m in r.features} | {
+        m for _, m in keys if (spec := describe(m)) is not None and spec.min_clips is not None
+    }
     for position, index in enumerate(frame.index):
         record = records[position]
         if record is None:
             continue
         for key, metric in keys:
             per_clip = record.values.get(metric)
-            if not per_clip:
+            if not per_clip or metric in set_metrics:
                 continue
             values = np.array([per_clip.get(c, np.nan) for c in clip_ids], dtype=np.float64)
             means = _replicate_means(values, weights)
@@ -200,7 +233,66 @@ def table_intervals(
             finite = means[np.isfinite(means)]
             if len(finite):
                 low.at[index, key], high.at[index, key] = np.percentile(finite, q)
-    return Intervals(settings, unit, n_units, low, high, reps, notes)
+    set_keys = [(k, m) for k, m in keys if m in set_metrics]
+    n_set = min(settings.replicates, settings.set_replicates)
+    if set_keys and n_set > 0:
+        set_low, set_high, set_reps, set_notes = _set_intervals(
+            frame, set_keys, records, weights[:n_set], clip_ids, settings.level, headers or {}
+        )
+        for key, _ in set_keys:
+            low[key], high[key] = set_low[key], set_high[key]
+        reps.update(set_reps)
+        notes.extend(set_notes)
+    intervals = Intervals(settings, unit, n_units, low, high, reps, notes)
+    if any(k in {key for key, _ in set_keys} for _, k in reps):
+        intervals.set_replicates = n_set
+    return intervals
+
+
+def _set_intervals(
+    frame: pd.DataFrame,
+    keys: Sequence[tuple[str, str]],
+    records: Sequence[ClipRecords | None],
+    weights: np.ndarray,
+    clip_ids: Sequence[str],
+    level: float,
+    headers: Mapping[str, str],
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple[int, str], np.ndarray], list[str]]:
+    """The set-metric cells of rows with a value and feature files; the real side from the last GT row."""
+    kinds = frame["kind"] if "kind" in frame.columns else pd.Series("", index=frame.index)
+    cells: dict[tuple[int, str], SetCell] = {}
+    reference: dict[str, SetCell] = {}
+    unlisted: dict[str, list[str]] = {}
+    for position, index in enumerate(frame.index):
+        record = records[position]
+        if record is None or record.run_dir is None:
+            continue
+        for key, metric in keys:
+            files = record.features.get(metric)
+            value = float(frame.at[index, key])
+            if not files:
+                if math.isfinite(value) and kinds.at[index] != "gt":
+                    unlisted.setdefault(key, []).append(str(frame.at[index, "method"]) if "method" in frame else "")
+                continue
+            if kinds.at[index] == "gt":
+                # the GT row scores no set metric (the real set against itself); its features are the real side
+                reference[key] = SetCell(record.run_dir, files, math.nan)
+                continue
+            if math.isfinite(value):
+                cells[(index, key)] = SetCell(record.run_dir, files, value)
+    set_keys = [(k, m, headers.get(k, m)) for k, m in keys]
+    why = (
+        "the GT row lists no real-clip feature files"
+        if (kinds == "gt").any()
+        else "the GT row, whose real-clip features it resamples, is not in the table"
+    )
+    low, high, reps, notes = set_metric_intervals(frame, set_keys, cells, reference, clip_ids, weights, level, why)
+    for key, methods in unlisted.items():
+        notes.append(
+            f"{headers.get(key, key)}: no interval for {', '.join(methods)}: its samples.jsonl lists no feature files "
+            "(scored before they were recorded)"
+        )
+    return low, high, reps, notes
 
 
 def paired_p_value(a: np.ndarray, b: np.ndarray) -> float:

@@ -104,3 +104,42 @@ def test_a_run_folder_has_one_writer(folders, capsys):
         sleeper.wait()
     assert _evaluate(out, a, "locked") == 0  # the holder died: its lock is taken over
     assert not (run_dir / ".lock").exists()
+
+
+def test_a_resumed_pass_puts_back_non_finite_values(tmp_path):
+    """PSNR of a clip equal to its reference is +inf: its record keeps "inf" (JSON has none), so a resumed pass puts
+    it back as scored instead of failing on it; records of earlier versions (null) are scored again."""
+    import json
+    import math
+
+    import numpy as np
+
+    from benchmark.scoring import score_clips
+    from metrics.fidelity import FidelityScores
+
+    rng = np.random.default_rng(0)
+
+    class _Clip:
+        def __init__(self, cid: str, video: np.ndarray) -> None:
+            self.clip_id, self.video, self.audio, self.landmarks = cid, video, None, None
+            self.num_frames, self.speaker_id = len(video), ""
+
+    clips = [_Clip(f"c{i}", rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)) for i in range(2)]
+    fetched: list[str] = []
+
+    def fetch(i, clip):
+        fetched.append(clip.clip_id)
+        return clip.video if i == 0 else np.clip(clip.video.astype(int) + 3, 0, 255).astype(np.uint8)
+
+    samples = tmp_path / "samples.partial.jsonl"
+    first, _ = score_clips(clips, fetch, {"t": FidelityScores()}, ["psnr"], samples, progress=False)
+    assert math.isinf(first["psnr"].value) and fetched == ["c0", "c1"]
+    assert json.loads(samples.read_text().splitlines()[0])["raw"]["t"][0] == "inf"
+    fetched.clear()
+    again, _ = score_clips(clips, fetch, {"t": FidelityScores()}, ["psnr"], samples, progress=False)
+    assert fetched == [] and math.isinf(again["psnr"].value)
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    rows[0]["raw"]["t"][0] = None  # as earlier versions wrote it
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    score_clips(clips, fetch, {"t": FidelityScores()}, ["psnr"], samples, progress=False)
+    assert fetched == ["c0"]

@@ -7,8 +7,9 @@ path, `generate_batch`; median of `--repeats` passes after a one-frame warm-up) 
 metrics of those clips (AV confidence, F-MSE, OFM, FVD by default: `CurveConfig.metrics`), scored as `bench run`
 scores them (encoded to mp4, decoded, benchmark.scoring). Per-clip metrics get seeded bootstrap intervals
 (benchmark.tables.intervals, the leaderboard's); the verdict of a sampler is its speed-up over the official chain
-and, per metric, whether its value lies inside the official chain's interval. A set metric (FVD) is one number
-for the whole set, so it has no per-clip interval: it is reported, and its verdict says it was not tested.
+and, per metric, whether its value lies inside the official chain's interval. A set metric (FVD) gets its
+interval by resampling the clip set with the same draws (benchmark.tables.set_intervals); without its feature
+files it is reported and marked untested.
 
 Output: `reports/dh_samplers_<dataset>.json` and `.md`, with `reports/dh_samplers_<dataset>_speedup.svg`; the
 generated clips and their per-clip records stay in `<run>/samplers/`.
@@ -96,6 +97,17 @@ class SamplerPoint:
     values: dict[str, float]
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     seconds: float = 0.0
+
+
+@dataclass
+class Features:
+    """A sampler's set-metric feature files: ``fake[metric][clip]`` relative to ``folder`` (its records) and
+    ``real[metric][clip]`` relative to ``real_dir`` (the real clips' cache)."""
+
+    folder: Path
+    real_dir: Path
+    fake: dict[str, dict[str, str]] = field(default_factory=dict)
+    real: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -199,9 +211,10 @@ def _score(
     names: list[str],
     folder: Path,
     device: str,
-) -> tuple[dict[str, float], dict[str, dict[str, float]], list[str]]:
-    """Values, per-clip values and notes of `videos` scored as `bench run` scores (fresh records in `folder`)."""
-    from benchmark.features import clip_set_features
+) -> tuple[dict[str, float], dict[str, dict[str, float]], list[str], Features]:
+    """Values, per-clip values, notes and set-metric feature files of `videos` scored as `bench run` scores (fresh
+    records in `folder`)."""
+    from benchmark.features import clip_set_features, feature_path
     from benchmark.scoring import build_metrics, score_clips
     from data.io import read_video
     from metrics.base import ClipFeatures, ClipScoreError, SetMetric
@@ -234,21 +247,61 @@ def _score(
     for row in rows:
         for metric, value in row.get("values", {}).items():
             per_clip.setdefault(metric, {})[row["clip_id"]] = float(value)
-    return {k: float(v.value) for k, v in results.items()}, per_clip, notes
+    # the set metrics' per-clip features, generated and real, for their intervals (benchmark.tables.set_intervals)
+    features = Features(folder, gt_features)
+    for target, metric in metrics.items():
+        if not isinstance(metric, SetMetric):
+            continue
+        out = metric.outputs[0]
+        for row in rows:
+            entry = row.get("features", {}).get(target)
+            if entry:
+                features.fake.setdefault(out, {})[row["clip_id"]] = entry["file"]
+            # every real clip the reference took, whether or not its generated twin could be scored
+            real = feature_path(gt_features, metric, row["clip_id"])
+            if real.exists():
+                features.real.setdefault(out, {})[row["clip_id"]] = str(real.relative_to(gt_features))
+    return {k: float(v.value) for k, v in results.items()}, per_clip, notes, features
 
 
 def _intervals(
-    per_clip: Sequence[dict[str, dict[str, float]]], speakers: dict[str, str]
+    per_clip: Sequence[dict[str, dict[str, float]]],
+    speakers: dict[str, str],
+    points: Sequence[SamplerPoint] = (),
+    features: Sequence[Features] = (),
 ) -> list[dict[str, tuple[float, float]]]:
-    """Bootstrap intervals of every sampler's per-clip metrics, one set of replicates for all (the leaderboard's
-    helpers and settings)."""
+    """Bootstrap intervals of every sampler's metrics, one set of replicates for all (the leaderboard's helpers and
+    settings): per-clip metrics from `per_clip`; set metrics (FVD) from each sampler's `features` against the real
+    clips' (a table row of kind "gt" holds the real side), with the values of `points`."""
     import pandas as pd
 
     from benchmark.tables.intervals import DEFAULT_BOOTSTRAP, ClipRecords, table_intervals
 
-    metrics = sorted({m for p in per_clip for m in p})
-    records = [ClipRecords(values=p, speakers=speakers) for p in per_clip]
-    frame = pd.DataFrame({m: [math.nan] * len(per_clip) for m in metrics})
+    set_metrics = sorted({m for f in features for m in f.fake})
+    metrics = sorted({m for p in per_clip for m in p} | set(set_metrics))
+    records: list[ClipRecords | None] = []
+    for i, values in enumerate(per_clip):
+        sampler = features[i] if i < len(features) else None
+        records.append(
+            ClipRecords(
+                values={m: v for m, v in values.items() if m not in set_metrics},
+                speakers=speakers,
+                features=sampler.fake if sampler else {},
+                run_dir=sampler.folder if sampler else None,
+            )
+        )
+    rows: dict[str, list[Any]] = {
+        m: [points[i].values.get(m, math.nan) if i < len(points) else math.nan for i in range(len(per_clip))]
+        for m in metrics
+    }
+    kinds = ["model"] * len(per_clip)
+    if features and set_metrics:  # the real side, as a GT row
+        real = features[0]
+        records.append(ClipRecords(speakers=speakers, features=real.real, run_dir=real.real_dir))
+        for m in metrics:
+            rows[m].append(math.nan)
+        kinds.append("gt")
+    frame = pd.DataFrame({"kind": kinds, **rows})
     found = table_intervals(frame, [(m, m) for m in metrics], records, DEFAULT_BOOTSTRAP)
     out: list[dict[str, tuple[float, float]]] = [{} for _ in per_clip]
     if found is None:
@@ -298,6 +351,7 @@ def run_sampler_curve(run_dir: Path, settings: SpeedSettings, curve: CurveConfig
 
     points: list[SamplerPoint] = []
     per_clip: list[dict[str, dict[str, float]]] = []
+    features: list[Features] = []
     notes: list[str] = []
     try:
         for spec in specs:
@@ -310,7 +364,8 @@ def run_sampler_curve(run_dir: Path, settings: SpeedSettings, curve: CurveConfig
             for clip, video in zip(clips, videos):
                 paths[clip.clip_id] = folder / f"{clip.clip_id.replace('/', '_')}.mp4"
                 write_video(paths[clip.clip_id], video, clip.audio)
-            values, clip_values, score_notes = _score(cfg, corpus, clips, paths, names, folder, settings.device)
+            values, clip_values, score_notes, feats = _score(cfg, corpus, clips, paths, names, folder, settings.device)
+            features.append(feats)
             notes += [f"{spec.name}: {n}" for n in score_notes]
             points.append(SamplerPoint(spec.name, frames / seconds, values, seconds=seconds))
             per_clip.append(clip_values)
@@ -318,7 +373,7 @@ def run_sampler_curve(run_dir: Path, settings: SpeedSettings, curve: CurveConfig
     finally:
         module.cfg = base_cfg
     speakers = {c.clip_id: c.speaker_id for c in clips}
-    for point, interval in zip(points, _intervals(per_clip, speakers)):
+    for point, interval in zip(points, _intervals(per_clip, speakers, points, features)):
         point.intervals = interval
     results = verdicts(points, curve.target_speedup)
     info = {
@@ -387,9 +442,9 @@ def curve_markdown(info: dict[str, Any], points: Sequence[SamplerPoint], results
         + (f", each cut to its first {info['frames_per_clip']}" if info.get("frames_per_clip") else "")
         + "), "
         f"median of {info['repeats']} generation pass(es). Weights: {info.get('weights', 'not recorded')}. "
-        "Values with the 95% bootstrap interval over clips "
-        f"(per-clip metrics); verdict per metric: inside the official chain's interval (in / OUT / untested for set "
-        f"metrics). Target: >= {info['target_speedup']:g}x the official chain with no metric OUT.",
+        "Values with the 95% bootstrap interval over resampled clips (FID/FVD: the distance of the resampled sets); "
+        "verdict per metric: inside the official chain's interval (in / OUT / untested where there is no interval). "
+        f"Target: >= {info['target_speedup']:g}x the official chain with no metric OUT.",
         "",
         "| " + " | ".join(header) + " |",
         "|:---|" + "---:|" * (len(header) - 2) + ":---|",

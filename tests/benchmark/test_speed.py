@@ -324,3 +324,41 @@ def test_bench_perf_run_stores_speed_with_the_run(tmp_path: Path, capsys: pytest
         assert math.isfinite(value) and value > 0
     assert got.first_frame_latency_s >= got.lookahead_s >= 1 / 25
     assert got.sampler_steps is None and got.precision == "fp32" and got.e2e_path == "whole_frame"
+
+
+def test_sampler_curve_tests_fvd_through_its_feature_files(tmp_path: Path) -> None:
+    """FVD has no per-clip value: the curve resamples the clip set from the feature files (the tables' set-metric
+    intervals), so a sampler far from the official chain reads OUT and one drawn like it reads in."""
+    import numpy as np
+
+    from benchmark.perf.samplers import Features, SamplerPoint, _intervals, verdicts
+    from benchmark.tables.set_intervals import FeatureSets
+
+    rng = np.random.default_rng(0)
+    clips = [f"c{i:02d}" for i in range(24)]
+    real_dir = tmp_path / "gt_features"
+    real = {c: rng.normal(size=(1, 8)) for c in clips}
+    samplers = {"official": 0.3, "close": 0.3, "far": 3.0}
+    features, points = [], []
+    for k, (name, shift) in enumerate(samplers.items()):
+        folder = tmp_path / name
+        fake = {c: rng.normal(size=(1, 8)) + shift * (k == 2) + 0.05 * real[c] for c in clips}
+        f = Features(folder, real_dir)
+        for c in clips:
+            (folder / "features").mkdir(parents=True, exist_ok=True)
+            (real_dir / "fvd").mkdir(parents=True, exist_ok=True)
+            np.save(folder / "features" / f"{c}.npy", fake[c])
+            np.save(real_dir / "fvd" / f"{c}.npy", real[c])
+            f.fake.setdefault("fvd_16f", {})[c] = f"features/{c}.npy"
+            f.real.setdefault("fvd_16f", {})[c] = f"fvd/{c}.npy"
+        value, _ = FeatureSets([fake[c] for c in clips], [real[c] for c in clips]).all_ones()
+        features.append(f)
+        points.append(SamplerPoint(name, 10.0 * (k + 1), {"fvd_16f": value}))
+    found = _intervals([{}, {}, {}], {c: "" for c in clips}, points, features)
+    assert all("fvd_16f" in f for f in found)
+    low, high = found[0]["fvd_16f"]
+    assert low <= points[0].values["fvd_16f"] <= high
+    for point, interval in zip(points, found):
+        point.intervals = interval
+    within = [v.within["fvd_16f"] for v in verdicts(points, target_speedup=2.0)]
+    assert within == [True, True, False]

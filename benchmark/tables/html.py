@@ -75,6 +75,7 @@ table.board td.best { font-weight: bold; } table.board td.second { text-decorati
 figure.grid { margin: 1em 1em 1em 0; display: inline-block; vertical-align: top; max-width: 100%; }
 figure.grid video { max-width: 100%; display: block; }
 .tiles { display: flex; } .tiles span { flex: 1; text-align: center; font-size: .85em; }
+.health table.board td:nth-child(2), .health table.board th:nth-child(2) { text-align: left; }
 """
 
 

@@ -52,8 +52,9 @@ class Spread:
         return self.rows[-1][1] - self.rows[0][1]
 
     def closest_gap(self, delta: float) -> tuple[str, str, float]:
-        """The adjacent pair of rows (lower value first) whose gap is closest to |delta|."""
-        gaps = [(a[0], b[0], b[1] - a[1]) for a, b in zip(self.rows, self.rows[1:])]
+        """The adjacent pair of rows (lower value first) whose gap is closest to |delta|; tied rows are no gap a
+        change can be compared with (a spread is only made of rows that differ, so one pair always does)."""
+        gaps = [(a[0], b[0], b[1] - a[1]) for a, b in zip(self.rows, self.rows[1:]) if b[1] > a[1]]
         return min(gaps, key=lambda g: abs(g[2] - abs(delta)))
 
 

@@ -116,6 +116,8 @@ def test_spread_gap_and_detection_arithmetic():
     assert spread is not None and spread.value == 6.0
     assert spread.closest_gap(-2.2) == ("LipGAN", "Wav2Lip", 2.0)  # |delta| 2.2: the 2.0 gap, not the 4.0 one
     assert spread.closest_gap(3.5) == ("Static", "LipGAN", 4.0)
+    tied = spread_of([("Wav2Lip", 0.0), ("LipGAN", 0.0), ("Static", 1.0)])  # two rows tie: no zero gap to compare
+    assert tied is not None and tied.closest_gap(0.01) == ("LipGAN", "Static", 1.0)
     det = detection({"a": 0, "b": 1, "c": -2, "d": 0}, {"a": 3, "b": 3, "c": 3, "x": 3}, expected=3, tolerance=1)
     assert (det.detected, det.n) == (2, 3)  # a moved 3, b 2 (within 1), c 5 (no); d unscored, x not clean
 

@@ -48,7 +48,8 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def _run(args: list[str], path: str | os.PathLike, stdin: bytes | None = None) -> bytes:
+def run_ffmpeg(args: list[str], path: str | os.PathLike, stdin: bytes | None = None) -> bytes:
+    """ffmpeg quietly on `args`; its stdout, or MediaError naming `path` with ffmpeg's last error line."""
     proc = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *args],
         input=stdin,
@@ -119,7 +120,7 @@ def read_video(path: str | os.PathLike, size: tuple[int, int] | None = None) -> 
     filters = [f"fps={FPS}"]
     if size:
         filters.append(f"scale={w}:{h}:flags=area")
-    raw = _run(["-i", str(path), "-vf", ",".join(filters), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"], path)
+    raw = run_ffmpeg(["-i", str(path), "-vf", ",".join(filters), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"], path)
     frame_bytes = w * h * 3
     if len(raw) < frame_bytes:
         raise MediaError(path, "decoded no video frames (truncated or empty)")
@@ -132,7 +133,7 @@ def read_audio(path: str | os.PathLike) -> np.ndarray:
     info = probe(path)
     if not info.has_audio:
         raise MediaError(path, "has no audio stream")
-    raw = _run(["-i", str(path), "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "pipe:"], path)
+    raw = run_ffmpeg(["-i", str(path), "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "pipe:"], path)
     return (np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0).copy()
 
 
@@ -175,7 +176,7 @@ def _write_flv(path: Path, frames: np.ndarray, audio: np.ndarray) -> None:
             "-c:a", "libmp3lame", "-ar", str(FLV_AUDIO_RATE), str(tmp),
         ]  # fmt: skip
         try:
-            _run(args, path, stdin=frames.tobytes())
+            run_ffmpeg(args, path, stdin=frames.tobytes())
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -222,7 +223,7 @@ def write_video(
             codec = [c for c in codec if c not in ("-c:a", "aac", "libmp3lame", "pcm_s16le")]
         args += ["-map", "0:v"] + (["-map", "1:a"] if audio is not None else []) + codec + [str(tmp)]
         try:
-            _run(args, path, stdin=frames.tobytes())
+            run_ffmpeg(args, path, stdin=frames.tobytes())
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

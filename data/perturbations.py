@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import subprocess
 import tempfile
 import zlib
 from collections.abc import Callable, Mapping
@@ -27,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from data.clip import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, Clip
-from data.io import MediaError, ffmpeg_exe, read_audio, read_video, write_wav
+from data.io import read_audio, read_video, run_ffmpeg, write_wav
 from data.synthetic.perturb import freeze_video, jitter, shift_audio
 
 Settings = Mapping[str, Any]
@@ -71,16 +70,6 @@ def clip_rng(clip: Clip, settings: Settings, salt: int) -> np.random.Generator:
 # ----------------------------------------------------------------------------------------------- ffmpeg helpers
 
 
-def _ffmpeg(args: list[str], stdin: bytes | None = None, where: str = "ffmpeg") -> bytes:
-    proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *args], input=stdin, capture_output=True
-    )
-    if proc.returncode != 0:
-        lines = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise MediaError(where, "ffmpeg failed: " + (lines[-1] if lines else f"exit code {proc.returncode}"))
-    return proc.stdout
-
-
 def _raw_input(video: np.ndarray) -> list[str]:
     t, h, w, _ = video.shape
     return ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(FPS), "-i", "pipe:"]
@@ -113,7 +102,9 @@ def _encode_video(clip: Clip, codec_args: list[str], suffix: str, what: str) -> 
     pad = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"] if h % 2 or w % 2 else []
     with tempfile.TemporaryDirectory(prefix="perturb") as td:
         path = Path(td) / f"v{suffix}"
-        _ffmpeg(["-y", *_raw_input(video), *pad, *codec_args, str(path)], video.tobytes(), f"{clip.clip_id} ({what})")
+        run_ffmpeg(
+            ["-y", *_raw_input(video), *pad, *codec_args, str(path)], f"{clip.clip_id} ({what})", video.tobytes()
+        )
         frames = read_video(path)[:, :h, :w]
     frames = _fit_frames(frames, t, what, notes)
     return dataclasses.replace(clip, video=frames), notes
@@ -122,8 +113,8 @@ def _encode_video(clip: Clip, codec_args: list[str], suffix: str, what: str) -> 
 def _filter_frames(video: np.ndarray, vf: str, where: str) -> np.ndarray:
     """Raw frames through an ffmpeg filter chain and back, nothing encoded."""
     t, h, w, _ = video.shape
-    raw = _ffmpeg(
-        [*_raw_input(video), "-vf", vf, "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"], video.tobytes(), where
+    raw = run_ffmpeg(
+        [*_raw_input(video), "-vf", vf, "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"], where, video.tobytes()
     )
     n = len(raw) // (h * w * 3)
     return np.frombuffer(raw[: n * h * w * 3], np.uint8).reshape(n, h, w, 3).copy()
@@ -248,7 +239,7 @@ def _audio_codec(clip: Clip, s: Settings) -> tuple[Clip, list[str]]:
         wav, coded = Path(td) / "a.wav", Path(td) / f"a{suffix}"
         write_wav(wav, clip.audio)
         args = ["-y", "-i", str(wav), "-c:a", encoder, "-b:a", str(s["bitrate"]), "-ac", "1"]
-        _ffmpeg([*args, "-ar", str(SAMPLE_RATE), str(coded)], where=f"{clip.clip_id} ({s['codec']})")
+        run_ffmpeg([*args, "-ar", str(SAMPLE_RATE), str(coded)], f"{clip.clip_id} ({s['codec']})")
         decoded = read_audio(coded)
     lag = _residual_lag(clip.audio, decoded, SAMPLES_PER_FRAME)
     if lag:

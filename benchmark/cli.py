@@ -378,7 +378,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
-    from benchmark.generate import generate_video, load_generator
+    from benchmark.generate import generate_video, load_generator, resolve_checkpoint, synthetic_warning
 
     params: dict[str, Any] = {}
     for item in args.params:
@@ -386,7 +386,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
             raise ValueError(f"model param {item!r} must look like key=value")
         key, _, value = item.partition("=")
         params[key] = OmegaConf.from_dotlist([f"v={value}"]).v
-    module = load_generator(args.model, args.checkpoint, args.preset, params)
+    module = load_generator(args.model, args.checkpoint, args.preset, params, runs=args.runs)
+    path = resolve_checkpoint(args.checkpoint, args.runs) if args.checkpoint is not None else None
+    warning = synthetic_warning(path, args.face)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     report = generate_video(
         module,
         args.face,
@@ -398,6 +402,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         pads=args.pads,
         smooth=not args.nosmooth,
         chunk_frames=args.chunk_frames,
+        face_index=args.face_index,
+        paste=args.paste,
+        seed=args.seed,
+        stream=args.stream,
+        first_window=args.first_window,
     )
     print(report.summary())
     return 0
@@ -449,6 +458,12 @@ def cmd_perf(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from benchmark.study.commands import study_command  # the human study (benchmark/study, docs/study.md)
+
+    return study_command(args)
+
+
 DATA_COMMANDS = {"prepare": cmd_data_prepare, "check": cmd_data_check}
 
 COMMANDS = {
@@ -465,6 +480,7 @@ COMMANDS = {
     "perf": cmd_perf,
     "stress": cmd_stress,  # metric stress cards (benchmark/stress.py)
     "generate": cmd_generate,
+    "study": cmd_study,
 }
 
 

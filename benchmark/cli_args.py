@@ -108,12 +108,25 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("name")
     w.add_argument("--url", default=None, help="another location of the same file (mirror, file://)")
 
-    p = sub.add_parser("generate", help="lip-sync any face video or image to any audio file (mp4 out)")
-    p.add_argument("--model", required=True, help="wav2lip | wav2lip_gan | lipgan")
+    p = sub.add_parser("generate", help="lip-sync / animate any face video or image to any audio file (mp4 out)")
+    p.add_argument("--model", required=True, help="wav2lip | wav2lip_gan | lipgan | diffused_heads | vasa | static")
     p.add_argument("--face", required=True, type=Path, help="face video or still image")
     p.add_argument("--audio", required=True, type=Path, help="any audio (or video) file ffmpeg reads")
-    p.add_argument("--checkpoint", required=True, help="weights name, official checkpoint, or a run's model.pt")
+    p.add_argument("--checkpoint", default=None, help="weights name, checkpoint file, or a run (folder or name)")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="where a run given by name is (run.out_dir)")
     p.add_argument("--out", required=True, type=Path, help="output .mp4")
+    p.add_argument("--face-index", type=int, default=0, help="the K-th face by box area, largest first (default 0)")
+    p.add_argument(
+        "--paste",
+        nargs="?",
+        const="feather",
+        default=None,
+        choices=["feather", "hard"],
+        help="face-box models: feathered (default) or hard paste; head models: put the head back into the photo",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the head models' sampling")
+    p.add_argument("--stream", action="store_true", help="vasa: write window by window, report first-frame latency")
+    p.add_argument("--first-window", type=int, default=None, help="vasa: frames of the first window (default W)")
     p.add_argument("--detector", default="auto", help="auto | dlib | full | fixed | landmarks (default auto)")
     p.add_argument("--box", type=int, nargs=4, default=None, metavar=("X1", "Y1", "X2", "Y2"), help="for fixed")
     p.add_argument("--landmarks", default=None, help="[T,68,2] .npy/.npz for the landmarks detector")
@@ -147,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samplers", default=None, help="dh_samplers: method:steps,... (default: the issue's nine)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads torch uses while measuring")
     p.add_argument("--frames", type=int, default=None, help="dh_samplers: cut each clip to its first N frames")
+    _add_study_args(sub)
     return parser
 
 
@@ -154,3 +168,27 @@ def _add_bootstrap_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ci", type=float, default=0.95, help="bootstrap interval level, also 1 - the marks' p threshold")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no intervals, marks by value)")
     p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resamples")
+
+
+def _add_study_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`bench study create | serve | report`: the human realness study (benchmark/study, docs/study.md)."""
+    p = sub.add_parser("study", help="human realness study (Diffused Heads Table 2): create, serve, report")
+    ssub = p.add_subparsers(dest="study_command", required=True)
+    s = ssub.add_parser("create", help="pick clips from finished runs, copy them under opaque names, add checks")
+    s.add_argument("--dataset", required=True, help="the runs' dataset")
+    s.add_argument("--methods", required=True, help="comma-separated run names (or labels / model names)")
+    s.add_argument("--real", type=int, default=0, help="real test clips of the corpus")
+    s.add_argument("--per-method", type=int, required=True, help="generated clips per method")
+    s.add_argument("--seed", type=int, default=0, help="seed of the selection and the clip tokens")
+    s.add_argument("--attention", type=int, default=2, help="attention checks (clearly broken clips)")
+    s.add_argument("--runs", type=Path, default=Path("runs"), help="where run directories are")
+    s.add_argument("--study", type=Path, default=None, help="the study folder (default studies/<dataset>_seed<S>)")
+    s = ssub.add_parser("serve", help="the rating web page; votes go to <study>/votes.sqlite")
+    s.add_argument("--study", type=Path, required=True, help="a folder made by `bench study create`")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    s.add_argument("--port", type=int, default=8000)
+    s = ssub.add_parser("report", help="judged-real %% (Wilson), opinion scores, Fleiss' kappa from the votes")
+    s.add_argument("--study", type=Path, required=True)
+    s.add_argument("--format", choices=["csv", "latex", "markdown", "html"], default="markdown")
+    s.add_argument("--out", type=Path, default=None, help="file to write (default reports/study_<folder>.*)")
+    s.add_argument("--ci", type=float, default=0.95, help="confidence level of the intervals")

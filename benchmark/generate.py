@@ -1,5 +1,10 @@
 """`bench generate`: any face video or still image + any audio file -> a lip-synced mp4 with the audio muxed.
 
+Every registered model that makes video generates here, each with its own framing: the models that animate a
+whole head from one photo (Diffused Heads, the VASA-style model, the static baseline) through
+benchmark/generate_heads.py; the face-box models below. `load_generator` takes a checkpoint file, a registered
+weights name, or a run (its folder or its name under `runs/`), and the model runs on CUDA when present.
+
 The pipeline of Rudrabha/Wav2Lip `inference.py` (face detection, box smoothing, paste-back) for every model with a
 face-crop interface (`redraws_faces`, models/base.py: wav2lip, wav2lip_gan, lipgan):
 1. audio: decoded by ffmpeg from any container / rate to 16 kHz mono; T = N // 640 output frames at 25 fps;
@@ -11,80 +16,139 @@ face-crop interface (`redraws_faces`, models/base.py: wav2lip, wav2lip_gan, lipg
 4. pass 2 streams it again in chunks of `chunk_frames`: crop -> model -> paste back -> ffmpeg encoder pipe,
    so memory holds one chunk of frames whatever the video's length;
 5. frames where no face was found pass through unchanged and are counted in the report (the official script
-   aborts on them: Wav2Lip#163, #229).
+   aborts on them: Wav2Lip#163, #229); a face file with no face at all is an error naming it;
+6. paste-back: `feather` (default) blends the redrawn lower face in through a soft-edged mask, `hard` pastes the
+   whole box as inference.py does (models.facecrop.paste_faces).
 The original audio file is muxed (AAC), so the output's audio has the input's length.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from benchmark.generate_io import IMAGE_SUFFIXES as IMAGE_SUFFIXES
+from benchmark.generate_io import FrameReader as FrameReader
+from benchmark.generate_io import GenerateReport as GenerateReport
+from benchmark.generate_io import VideoWriter as VideoWriter
+from benchmark.generate_io import build_detector as build_detector
 from data.clip import FPS, SAMPLES_PER_FRAME
-from data.io import MediaError, ffmpeg_exe, probe, read_audio
+from data.io import MediaError, read_audio
 
 if TYPE_CHECKING:
     from models.base import TalkingFaceModule
     from models.facecrop import Detector
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-@dataclass
-class GenerateReport:
-    out: str
-    frames: int
-    fps: int
-    audio_seconds: float
-    face_frames: int  # distinct source frames (1 for an image)
-    no_face: list[int] = field(default_factory=list)  # output frame indices passed through unchanged
-    detector: str = ""
-    seconds: float = 0.0
-
-    def summary(self) -> str:
-        shown = ", ".join(map(str, self.no_face[:10])) + (" ..." if len(self.no_face) > 10 else "")
-        faces = (
-            f"{len(self.no_face)} of {self.frames} frames had no face ({self.detector}) and passed through unchanged"
-            + (f": {shown}" if self.no_face else "")
-        )
-        return (
-            f"wrote {self.out}: {self.frames} frames at {self.fps} fps, audio {self.audio_seconds:.2f} s, "
-            f"{self.seconds:.1f} s ({self.frames / max(self.seconds, 1e-9):.1f} frames/s). {faces}"
-        )
+RUNS_DIR = Path("runs")  # configs/run.yaml run.out_dir: where a run given by name is looked for
+SYNTHETIC_WARNING = (
+    "{checkpoint} was trained on the synthetic corpus: its faces are drawn cartoons; on a real photo the output "
+    "is not meaningful"
+)
 
 
 # ----------------------------------------------------------------------------------------------- model
 
 
-def load_generator(
-    model: str, checkpoint: str | os.PathLike[str], preset: str | None = None, params: dict[str, Any] | None = None
-) -> TalkingFaceModule:
-    """The model's LightningModule with `checkpoint` loaded into its network, in eval mode.
+def resolve_checkpoint(checkpoint: str | os.PathLike[str], runs: Path = RUNS_DIR) -> Path:
+    """The weights file of `checkpoint`: a file; a run folder (its model.pt); a run name (`<runs>/*/<name>/`,
+    one dataset's); or a registered weights name."""
+    from metrics import weights as store
+    from models.checkpoints import CheckpointError
 
-    `checkpoint` is a file (official formats, Lightning checkpoints, a run's model.pt) or a registered weights
-    name. A run's model.pt is read with its run's config.yaml (preset and params) when that sits beside it;
-    otherwise the `paper` then the `tiny` width is tried.
+    path = Path(checkpoint).expanduser()
+    if path.is_dir():
+        if not (path / "model.pt").is_file():
+            raise CheckpointError(f"{path}: a folder without model.pt (not a finished run)")
+        return path / "model.pt"
+    if path.is_file():
+        return path
+    named = sorted(runs.glob(f"*/{checkpoint}/model.pt")) if path.name == str(checkpoint) else []
+    if len(named) > 1:
+        raise CheckpointError(f"run name {checkpoint!r} is a run of several datasets: give its folder: {named}")
+    if named:
+        return named[0]
+    resolved, _ = store.resolve(str(checkpoint))
+    return Path(resolved)
+
+
+def trained_corpus(path: Path) -> str | None:
+    """The corpus a run's weights were trained on (its config.yaml's dataset), None for a file of no run."""
+    from omegaconf import OmegaConf
+
+    run_cfg = path.parent / "config.yaml"
+    if path.name != "model.pt" or not run_cfg.is_file():
+        return None
+    cfg = OmegaConf.load(run_cfg)
+    name, target = OmegaConf.select(cfg, "dataset.name"), OmegaConf.select(cfg, "dataset.target")
+    # a renamed copy of the synthetic dataset config still names the synthetic corpus as its target
+    return "synthetic" if "synthetic" in (name, target) else (str(name) if name is not None else None)
+
+
+def synthetic_warning(path: Path | None, face: str | os.PathLike[str]) -> str | None:
+    """The warning for weights trained only on the synthetic corpus driving a face from outside it (a file with
+    no truth sidecar of the synthetic writer: a real photo or video), else None."""
+    from data.synthetic.writer import truth_paths
+
+    if path is None or trained_corpus(path) != "synthetic" or truth_paths(face)[1].exists():
+        return None
+    return SYNTHETIC_WARNING.format(checkpoint=path)
+
+
+def best_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_generator(
+    model: str,
+    checkpoint: str | os.PathLike[str] | None,
+    preset: str | None = None,
+    params: dict[str, Any] | None = None,
+    *,
+    device: str | None = None,
+    runs: Path = RUNS_DIR,
+) -> TalkingFaceModule:
+    """The model's LightningModule with `checkpoint` loaded, in eval mode, on `device` (None: cuda when present).
+
+    `checkpoint` is a file (official formats, Lightning checkpoints, a run's model.pt), a run (folder or name)
+    or a registered weights name; None only for a model without weights (the static baseline). Face-box models:
+    a run's model.pt is read with its run's config.yaml (preset and params) when that sits beside it, otherwise
+    the `paper` then the `tiny` width is tried. Head models load through benchmark.generate_heads.
     """
+    from benchmark import registry
+    from benchmark.generate_heads import load_head_model
+
+    models = registry.models()
+    cls = models.get(model)
+    if cls.kind == "component":
+        capable = [n for n in models.names() if models.get(n).kind != "component"]
+        raise ValueError(f"model {model!r} is a component that makes no video; `bench generate` supports: {capable}")
+    if not cls.trainable:  # the static baseline: no weights to load
+        if checkpoint is not None:
+            raise ValueError(f"model {model!r} has no weights: leave out --checkpoint")
+        module: TalkingFaceModule = cls(cls.config_class()).eval()
+        return module.to(device or best_device())
+    if checkpoint is None:
+        raise ValueError(f"model {model!r} needs --checkpoint (a weights name, a run, or a file)")
+    path = resolve_checkpoint(checkpoint, runs)
+    if not cls.redraws_faces:
+        return load_head_model(model, path, preset, params).eval().to(device or best_device())
+    return _load_face_box_model(cls, model, path, preset, params).to(device or best_device())
+
+
+def _load_face_box_model(
+    cls: Any, model: str, path: Path, preset: str | None, params: dict[str, Any] | None
+) -> TalkingFaceModule:
     from omegaconf import DictConfig, OmegaConf
 
-    from benchmark import registry
-    from metrics import weights as store
     from models.checkpoints import CheckpointError, load_network_weights
 
-    cls = registry.models().get(model)
-    if not cls.redraws_faces:  # the face-redraw hook of models/base.py
-        capable = [n for n in registry.models().names() if registry.models().get(n).redraws_faces]
-        raise ValueError(f"model {model!r} does not reanimate face videos; `bench generate` supports: {capable}")
-    path = Path(checkpoint)
-    if not path.exists():
-        path, _ = store.resolve(str(checkpoint))
     params = dict(params or {})
     run_cfg = path.parent / "config.yaml"
     if run_cfg.exists() and (path.parent / "model.pt") == path:
@@ -112,118 +176,7 @@ def load_generator(
 # ----------------------------------------------------------------------------------------------- media
 
 
-class FrameReader:
-    """Streams uint8 RGB frames of a video at 25 fps (or one image) in chunks; `restart` for looping."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.image = None
-        if self.path.suffix.lower() in IMAGE_SUFFIXES:
-            import cv2
-
-            img = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
-            if img is None:
-                raise MediaError(self.path, "cannot read the image (corrupt or unsupported format)")
-            self.image = np.ascontiguousarray(img[:, :, ::-1])
-            self.height, self.width = self.image.shape[:2]
-        else:
-            info = probe(self.path)
-            if not info.has_video:
-                raise MediaError(self.path, "has no video stream (give a face video or an image)")
-            self.width, self.height = info.width, info.height
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def chunks(self, size: int) -> Iterator[np.ndarray]:
-        """uint8 [<=size, H, W, 3] chunks from the start of the video (an image: one chunk of one frame)."""
-        if self.image is not None:
-            yield self.image[None]
-            return
-        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(self.path)]
-        cmd += ["-vf", f"fps={FPS}", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert proc.stdout is not None  # stdout=PIPE
-        frame_bytes = self.width * self.height * 3
-        try:
-            while True:
-                raw = proc.stdout.read(frame_bytes * size)
-                n = len(raw) // frame_bytes
-                if n == 0:
-                    break
-                yield np.frombuffer(raw[: n * frame_bytes], np.uint8).reshape(n, self.height, self.width, 3)
-                if n < size:
-                    break
-        finally:
-            proc.stdout.close()
-            proc.kill()
-            proc.wait()
-
-
-class VideoWriter:
-    """H.264 mp4 at 25 fps written through an ffmpeg pipe, with an audio file muxed (AAC)."""
-
-    def __init__(self, path: str | os.PathLike[str], width: int, height: int, audio: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.stem}.tmp{os.getpid()}.mp4")
-        args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
-        args += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(FPS), "-i", "pipe:"]
-        args += ["-i", str(audio), "-map", "0:v", "-map", "1:a:0"]
-        # yuv420p needs even sizes: pad odd frames by one pixel rather than fail
-        args += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18"]
-        args += ["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", str(self.tmp)]
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def write(self, frames: np.ndarray) -> None:
-        assert self.proc.stdin is not None  # stdin=PIPE
-        try:
-            self.proc.stdin.write(np.ascontiguousarray(frames).tobytes())
-        except BrokenPipeError:
-            self.close(ok=False)
-
-    def abort(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        self.tmp.unlink(missing_ok=True)
-
-    def close(self, ok: bool = True) -> None:
-        if self.proc.stdin and not self.proc.stdin.closed:
-            try:
-                self.proc.stdin.close()
-            except BrokenPipeError:
-                pass
-        assert self.proc.stderr is not None  # stderr=PIPE
-        err = self.proc.stderr.read().decode(errors="replace").strip()
-        code = self.proc.wait()
-        if code != 0 or not ok:
-            self.tmp.unlink(missing_ok=True)
-            raise MediaError(self.path, "ffmpeg failed: " + (err.splitlines()[-1] if err else f"exit code {code}"))
-        os.replace(self.tmp, self.path)
-
-
 # ----------------------------------------------------------------------------------------------- pipeline
-
-
-def build_detector(name: str, face: Path, box: Sequence[int] | None = None, landmarks: str | None = None) -> Detector:
-    """A `models.facecrop.DETECTORS` entry; `auto` = the face file's truth landmarks if present, else dlib."""
-    from benchmark.registry import suggest
-    from data.synthetic.writer import truth_paths
-    from models.facecrop import DETECTORS
-
-    if name == "auto":
-        sidecar = truth_paths(face)[1]
-        if landmarks or sidecar.exists():
-            return DETECTORS["landmarks"](landmarks or sidecar)
-        return DETECTORS["dlib"]()
-    if name not in DETECTORS:
-        raise suggest("face detector", name, [*DETECTORS, "auto"])
-    if name == "fixed":
-        return DETECTORS["fixed"](box)
-    if name == "landmarks":
-        sidecar = truth_paths(face)[1]
-        if not landmarks and not sidecar.exists():
-            raise ValueError(f"detector 'landmarks' needs --landmarks FILE ([T,68,2] .npy/.npz); {sidecar} missing")
-        return DETECTORS["landmarks"](landmarks or sidecar)
-    return DETECTORS[name]()
 
 
 def _output_chunks(
@@ -301,30 +254,63 @@ def generate_video(
     smooth: bool = True,
     chunk_frames: int = 128,
     progress: bool = True,
+    face_index: int = 0,
+    paste: str | None = None,
+    seed: int = 0,
+    stream: bool = False,
+    first_window: int | None = None,
 ) -> GenerateReport:
     """Reanimate `face` to speak `audio` with `module` and write `out` (mp4, 25 fps, audio muxed).
 
     `pads` None: the detector's (landmark boxes: the `wav2lip` crop's, as prepared corpora were cut), else the
-    model's `default_pads` (inference.py's chin padding for Wav2Lip's S3FD-like boxes)."""
+    model's `default_pads` (inference.py's chin padding for Wav2Lip's S3FD-like boxes).
+    `paste`: face-box models `feather` (None: the default) or `hard`; head models None (the head crop is the
+    video) or `feather` / `hard` (put back into the photo). `seed`, `stream`, `first_window`: head models
+    (benchmark.generate_heads)."""
     from rich.progress import Progress
 
-    from models.facecrop import crop_faces, paste_faces
+    from models.facecrop import DlibDetector, crop_faces, paste_faces
 
-    t0 = time.perf_counter()
     face, out = Path(face), Path(out)
     if out.suffix.lower() != ".mp4":
         raise ValueError(f"{out}: the output must be an .mp4 file")
+    if not module.redraws_faces:
+        from benchmark.generate_heads import generate_head_video
+
+        return generate_head_video(
+            module,
+            face,
+            audio,
+            out,
+            detector=detector,
+            box=box,
+            landmarks=landmarks,
+            face_index=face_index,
+            paste=paste,
+            seed=seed,
+            stream=stream,
+            first_window=first_window,
+            progress=progress,
+        )
+    if stream or first_window is not None:
+        raise ValueError("--stream and --first-window are for the VASA-style model (windowed motion)")
+    t0 = time.perf_counter()
     wav = read_audio(audio)
     num_frames = len(wav) // SAMPLES_PER_FRAME
     if num_frames == 0:
         raise MediaError(audio, f"audio shorter than one video frame ({len(wav)} samples at 16 kHz)")
     reader = FrameReader(face)
-    det = build_detector(detector, face, box, landmarks)
+    det = build_detector(detector, face, box, landmarks, face_index=face_index)
     if pads is None:
         pads = det.pads if det.pads is not None else module.default_pads
     boxes = detect_boxes(reader, det, num_frames, pads, smooth=smooth, chunk_frames=chunk_frames, progress=progress)
     n_src = len(boxes)
     has_face = boxes[:, 0] >= 0
+    if not has_face.any() and isinstance(det, DlibDetector) and 0 < det.faces_seen <= face_index:
+        raise MediaError(
+            face,
+            f"--face-index {face_index} asks for face {face_index + 1} (largest first) but it has {det.faces_seen}",
+        )
     if not has_face.any():
         raise MediaError(
             face,
@@ -345,7 +331,7 @@ def generate_video(
                 frames = np.array(frames, copy=True)
                 if ok.any():
                     faces = module.redraw_faces(crop_faces(frames[ok], boxes[src[ok]]), windows[idx[ok]])
-                    frames[ok] = paste_faces(frames[ok], boxes[src[ok]], faces)
+                    frames[ok] = paste_faces(frames[ok], boxes[src[ok]], faces, paste or "feather")
                 no_face.extend(idx[~ok].tolist())
                 writer.write(frames)
                 bar.advance(task, len(idx))

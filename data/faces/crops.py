@@ -186,3 +186,21 @@ def crop_name(name: str) -> str:
 def transform_points(landmarks: np.ndarray, m: np.ndarray) -> np.ndarray:
     """Landmarks [T, 68, 2] through per-frame affine maps [T, 2, 3]."""
     return (np.einsum("tij,tkj->tki", m[:, :, :2], landmarks) + m[:, None, :, 2]).astype(np.float32)
+
+
+def invert_affine(m: np.ndarray) -> np.ndarray:
+    """The crop -> frame map [2, 3] of a frame -> crop affine map [2, 3] (cv2.invertAffineTransform), the map that
+    puts a generated crop back where its face was in the frame."""
+    import cv2
+
+    m = np.asarray(m, np.float64)
+    if m.shape != (2, 3):
+        raise ValueError(f"an affine map is [2, 3], got {m.shape}")
+    return np.asarray(cv2.invertAffineTransform(m), np.float64)
+
+
+def box_transform(box: np.ndarray, size: int) -> np.ndarray:
+    """The [2, 3] map that resizes box (x1, y1, x2, y2) to a size x size crop (a head crop from a face box)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    sx, sy = size / max(x2 - x1, 1.0), size / max(y2 - y1, 1.0)
+    return np.array([[sx, 0.0, -sx * x1], [0.0, sy, -sy * y1]], np.float64)

@@ -437,9 +437,17 @@ class VasaModule(TalkingFaceModule):
 
     @torch.no_grad()
     def motion_iter(
-        self, audio: np.ndarray, *, seed: int | Sequence[int] = 0, gaze=None, distance=None, emotion=None
+        self,
+        audio: np.ndarray,
+        *,
+        seed: int | Sequence[int] = 0,
+        gaze=None,
+        distance=None,
+        emotion=None,
+        first_window: int | None = None,
     ) -> Iterator[torch.Tensor]:
-        """Denormalised motion latents [B, n, 6+Z], window by window, for audio float32 [B, N]."""
+        """Denormalised motion latents [B, n, 6+Z], window by window, for audio float32 [B, N]; `first_window`
+        frames in the first (process.iter_motion_windows; None: the config's window)."""
         if not bool(self.stats_ready):
             warnings.warn("VasaModule: motion statistics were never set (untrained model)", stacklevel=2)
         feature_fn, _ = audio_feature_fn(self.cfg.audio_features)
@@ -459,6 +467,7 @@ class VasaModule(TalkingFaceModule):
             steps=self.cfg.sample_steps,
             scales=self.cfg.guidance(),
             generator=gens,
+            first_window=first_window,
         ):
             yield self._denorm("motion", x)
 
@@ -490,15 +499,20 @@ class VasaModule(TalkingFaceModule):
         gaze=None,
         distance=None,
         emotion=None,
+        first_window: int | None = None,
     ) -> Iterator[np.ndarray]:
-        """Streaming mode: yield uint8 [B, n, H, W, 3] window by window (n = W frames, fewer for the last)."""
+        """Streaming mode: yield uint8 [B, n, H, W, 3] window by window (n = W frames, fewer for the last; the
+        first `first_window` frames when given: a shorter wait for the first frame, docs/vasa.md)."""
         identity, audio = self._check_inputs(identity, audio)
         was_training = self.training
         self.eval()
         try:
             lat = self.encode_identity(identity)
             size = identity.shape[1:3]
-            for motion in self.motion_iter(audio, seed=seed, gaze=gaze, distance=distance, emotion=emotion):
+            windows = self.motion_iter(
+                audio, seed=seed, gaze=gaze, distance=distance, emotion=emotion, first_window=first_window
+            )
+            for motion in windows:
                 yield np.stack([self.decode_motion(lat, b, motion[b], size) for b in range(len(identity))])
         finally:
             self.train(was_training)
@@ -513,12 +527,14 @@ class VasaModule(TalkingFaceModule):
         gaze: tuple[float, float] | None = None,
         distance: float | None = None,
         emotion: list[float] | None = None,
+        first_window: int | None = None,
     ) -> np.ndarray:
         """uint8 [B,H,W,3] identity + float32 [B,N] audio -> uint8 [B,T,H,W,3], T = N // 640 (docs/clip_contract.md).
 
         Offline mode: the whole clip's motion first, then every frame decoded in batches; equal to the
         concatenated `stream()` windows for the same seed. `pose_prior` is unused (one identity frame is all
-        the method needs). gaze / distance / emotion override the config's controls (None: the config's).
+        the method needs). gaze / distance / emotion override the config's controls (None: the config's);
+        `first_window` is the streaming option of `stream` (the same frames as its windows).
         """
         self._check_length(audio)
         was_training = self.training
@@ -526,7 +542,12 @@ class VasaModule(TalkingFaceModule):
         try:
             lat = self.encode_identity(identity)
             motion = torch.cat(
-                list(self.motion_iter(audio, seed=seed, gaze=gaze, distance=distance, emotion=emotion)), dim=1
+                list(
+                    self.motion_iter(
+                        audio, seed=seed, gaze=gaze, distance=distance, emotion=emotion, first_window=first_window
+                    )
+                ),
+                dim=1,
             )
             size = identity.shape[1:3]
             out = np.stack([self.decode_motion(lat, b, motion[b], size) for b in range(len(identity))])

@@ -110,20 +110,27 @@ def iter_motion_windows(
     steps: int = 50,
     scales: Mapping[str, float],
     generator: torch.Generator | Sequence[torch.Generator],
+    first_window: int | None = None,
 ) -> Iterator[torch.Tensor]:
     """Streaming: yield motion [B, n, M] window by window (n = W, fewer for the last) for audio [B, T, A].
 
     gaze [B,2], distance [B,1], emotion [B,E] or None (the paper's default "empty emotion offset").
+    `first_window` F (context K <= F <= W; None: W) makes the first window F frames: it is sampled as a W-frame
+    window whose audio is valid for its first F frames only (the truncated windows of training), so the first
+    frames need F frames of audio instead of W; the windows after it are W frames, starting at frame F.
     """
     b, total, a_dim = audio.shape
     w, k, m = net.window, net.context, net.motion_dim
+    first = w if first_window is None else int(first_window)
+    if not k <= first <= w:
+        raise ValueError(f"first window {first} frames: it must lie between the context ({k}) and the window ({w})")
     dev = audio.device
     ones = torch.ones(b, dtype=torch.bool, device=dev)
     prev_motion = torch.zeros(b, k, m, device=dev)
     prev_audio = torch.zeros(b, k, a_dim, device=dev)
     emo = emotion if emotion is not None else torch.zeros(b, net.emotion_dim, device=dev)
-    for start in range(0, total, w):
-        n = min(w, total - start)
+    for start in [0, *range(first, total, w)] if total > 0 else []:
+        n = min(first if start == 0 else w, total - start)
         chunk = torch.zeros(b, w, a_dim, device=dev)
         chunk[:, :n] = audio[:, start : start + n]
         valid = torch.zeros(b, w, dtype=torch.bool, device=dev)

@@ -120,8 +120,23 @@ def test_cli_loads_a_run_checkpoint_and_loops_a_short_video(media, tmp_path: Pat
     )  # fmt: skip
     assert rc == 0 and "40 frames at 25 fps" in capsys.readouterr().out
     assert len(read_video(out)) == 40
+    # the static baseline has no weights to load: a checkpoint for it is a mistake the user hears about
     assert main(["generate", "--model", "static", "--face", str(short), "--audio", str(media["mp3"]),
                  "--checkpoint", str(run / "model.pt"), "--out", str(out)]) == 2  # fmt: skip
+    assert "has no weights" in capsys.readouterr().err
+
+
+def test_feathered_paste_is_the_default_and_hard_pastes_the_box(media, tmp_path: Path) -> None:
+    src = read_video(media["video"])[:1].astype(int)
+    got = {}
+    for paste in (None, "hard"):
+        out = tmp_path / f"{paste}.mp4"
+        generate_video(tiny_module(), media["image"], media["mp3"], out, detector="full", paste=paste, progress=False)
+        got[paste] = read_video(out)[:1].astype(int)
+    top = slice(0, 30)  # above the lower face (the mask starts at 40 % of the 96 px box)
+    assert np.abs(got[None][:, top] - src[:, top]).mean() < 2.0  # the feathered paste keeps the frame there
+    assert np.abs(got["hard"][:, top] - src[:, top]).mean() > 2.0  # the hard paste replaced the whole box
+    assert np.abs(got[None][:, 60:90, 20:76] - src[:, 60:90, 20:76]).mean() > 2.0  # the mouth was redrawn
 
 
 def _prepare_one(tmp_path: Path, frames: np.ndarray, audio: np.ndarray, **prepare) -> tuple[Path, Path, dict]:

@@ -61,10 +61,20 @@ def calibrations_needed(cfg: DictConfig, corpus: LayoutCorpus) -> list[str]:
 
 
 def calibrate_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntry:
+    """Calibrate the evaluation SyncNet on `corpus` for the configured crop (`metrics.sync.crop`): a tracked
+    evaluator is trained on face-track crops and registered under the tracked prefix, so a wholeframe lookup
+    never finds it (metrics.functional.sync.CALIBRATED_PREFIXES)."""
+    from benchmark.config import section_dict
     from metrics.calibration.sync import calibrate_sync_evaluator
-    from metrics.sync import CALIBRATED_PREFIX
+    from metrics.functional.sync import calibrated_network_prefix
 
     c = cfg.metrics.calibrate
+    sync = cfg.metrics.get("sync")
+    crop = str(sync.get("crop", "wholeframe")) if sync is not None else "wholeframe"
+    track_cfg = sync.get("track") if sync is not None else None
+    track = section_dict(track_cfg) if track_cfg is not None else {}
+    if crop == "tracked" and track.get("detector") == "landmarks":
+        track["corpus"] = corpus  # `landmarks: learned` finds this corpus's regressor
     train = corpus.clips("train")
     val = corpus.clips("val")
     model, report = calibrate_sync_evaluator(
@@ -76,6 +86,8 @@ def calibrate_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntr
         seed=int(cfg.run.seed),
         arch=c.arch,
         progress=bool(cfg.run.progress),
+        crop=crop,
+        track=track if crop == "tracked" else None,
     )
     if report.stop_reason == "time" and report.steps < int(c.get("min_steps", 100)):
         # registered anyway (the metrics still run), but results would separate rows poorly: say so loudly
@@ -85,21 +97,30 @@ def calibrate_corpus(cfg: DictConfig, corpus: LayoutCorpus) -> store.WeightsEntr
             file=sys.stderr,
         )
     blob = {"config": model.evaluator_config, "state_dict": model.state_dict()}
-    return _register(blob, f"{CALIBRATED_PREFIX}{c.arch}", cfg, corpus, report)
+    extra = {"crop": crop} if crop == "wholeframe" else {"crop": crop, "track": report.track}
+    return _register(blob, f"{calibrated_network_prefix(crop)}{c.arch}", cfg, corpus, report, extra)
 
 
 def _register(
-    blob: dict[str, Any], network: str, cfg: DictConfig, corpus: LayoutCorpus, report: _Report
+    blob: dict[str, Any],
+    network: str,
+    cfg: DictConfig,
+    corpus: LayoutCorpus,
+    report: _Report,
+    extra_meta: dict[str, Any] | None = None,
 ) -> store.WeightsEntry:
     """Register a calibrated network as `<network>-<corpus>-<content8>` (its content digest: the same weights get
-    the same name on every machine), with its corpus and report."""
+    the same name on every machine), with its corpus and report (and `extra_meta`)."""
+    meta: dict[str, Any] = {"corpus": corpus.fingerprint(), "report": _plain(report.to_dict())}
+    meta["seed"] = int(cfg.run.seed)
+    meta.update({k: _plain(v) for k, v in (extra_meta or {}).items()})
     return store.register_object(
         blob,
         f"{network}-{corpus.name}-{{content8}}",
         network=network,
         source=f"calibrated on {corpus.name} ({corpus.root})",
         calibrated=True,
-        meta={"corpus": corpus.fingerprint(), "report": _plain(report.to_dict()), "seed": int(cfg.run.seed)},
+        meta=meta,
     )
 
 

@@ -22,6 +22,7 @@ from benchmark.results import Results
 from benchmark.scoring import evaluate_videos, now, prepare_evaluators, run_info, test_clips
 from benchmark.train import model_class, run_dir_of, train_or_load
 from data.corpus import LayoutCorpus
+from data.pairs import real_counterpart
 
 if TYPE_CHECKING:
     from benchmark.tables.health import Health
@@ -115,7 +116,7 @@ def health_for_config(cfg: DictConfig, score_gt: bool = False, log: Callable[[st
     protocol = scoring.protocol_for(cfg, corpus, len(clips), metrics)
     if score_gt:
         scoring.ensure_gt_row(cfg, clips, metrics, protocol, tag="health")
-    return ensure_health(cfg, corpus, clips, protocol, metrics, log)
+    return ensure_health(cfg, corpus, [real_counterpart(c) for c in clips], protocol, metrics, log)
 
 
 def ensure_rows_health(rows: Iterable[tuple[DictConfig, str]], log: Callable[[str], object] = print) -> list[Path]:

@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import registry
+from benchmark.clips import pairs_setting
+from benchmark.clips import test_clips as test_clips
 from benchmark.distributed import EvalGroup, log, rank_file
 from benchmark.features import clip_set_features, features_missing, gt_dir, load_features, reference_features
 from benchmark.results import (
@@ -40,13 +43,16 @@ from benchmark.results import (
 )
 from benchmark.video_folders import SOURCE as SOURCE
 from benchmark.video_folders import VIDEO_SUFFIXES as VIDEO_SUFFIXES
+from benchmark.video_folders import Decoded as Decoded
 from benchmark.video_folders import claim_run_dir as claim_run_dir
+from benchmark.video_folders import frames_note
 from benchmark.video_folders import match_videos as match_videos
 from benchmark.video_folders import resampling_notes as resampling_notes
 from benchmark.video_folders import video_key as video_key
 from data.clip import FPS, SAMPLE_RATE, Clip
 from data.corpus import LayoutCorpus
-from data.io import MediaError, read_video
+from data.io import MediaError
+from data.pairs import real_counterpart
 from metrics import METRICS
 from metrics.base import ClipMetric, ClipScoreError, EvalSample, SetMetric, SetScoreError
 
@@ -57,10 +63,6 @@ RowKey = Callable[[int, Clip], dict[str, Any]]  # what a clip's record was made 
 
 def now() -> str:
     return dt.datetime.now().isoformat(timespec="seconds")
-
-
-def test_clips(cfg: DictConfig, corpus: LayoutCorpus) -> list[Clip]:
-    return corpus.clips("test", limit=cfg.run.limit)
 
 
 # ----------------------------------------------------------------------------------------------- metrics
@@ -148,6 +150,7 @@ def protocol_for(cfg: DictConfig, corpus: LayoutCorpus, n_clips: int, metrics: M
         "limit": cfg.run.limit,
         "identity_frame": cfg.run.identity_frame,
         "pose_prior": cfg.run.pose_prior,
+        **pairs_setting(cfg, corpus),
         "metrics": names,
         **{sec: {k: v for k, v in _container(cfg.metrics[sec]).items() if k != "evaluator"} for sec in sections},
         # the weights' content digest where known: the same evaluator has one identity on every machine
@@ -168,23 +171,6 @@ def protocol_for(cfg: DictConfig, corpus: LayoutCorpus, n_clips: int, metrics: M
 # ----------------------------------------------------------------------------------------------- per clip
 
 
-def _resize_video(video: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    import cv2
-
-    if video.shape[1:3] == hw:
-        return video
-    return np.stack([cv2.resize(f, (hw[1], hw[0]), interpolation=cv2.INTER_AREA) for f in video])
-
-
-def _frames_note(fake: np.ndarray, clip: Clip) -> Row:
-    note: Row = {}
-    if len(fake) != clip.num_frames:
-        note["frames"] = {"generated": int(len(fake)), "reference": clip.num_frames}
-    if fake.shape[1:3] != clip.video.shape[1:3]:
-        note["resized_from"] = list(fake.shape[1:3])
-    return note
-
-
 def _restore(
     row: Row, index: int, clip_metrics: Mapping[str, ClipMetric], set_metrics: Mapping[str, SetMetric], base: Path
 ) -> None:
@@ -198,6 +184,8 @@ def _restore(
     for target, set_metric in set_metrics.items():
         if target in failed:
             set_metric.restore(index, row["clip_id"], failure=failed[target])
+        elif target in row.get("capped", ()):
+            set_metric.restore(index, row["clip_id"], features=torch.zeros(0, int(set_metric.feature_dim)))
         else:
             set_metric.restore(index, row["clip_id"], features=load_features(base / row["features"][target]["file"]))
 
@@ -217,21 +205,26 @@ def _restorable(row: Row) -> bool:
 def _score_one(
     i: int,
     clip: Clip,
-    fake: np.ndarray,
+    fetched: np.ndarray | Decoded,
     clip_metrics: Mapping[str, ClipMetric],
     set_metrics: Mapping[str, SetMetric],
     base: Path,
+    real_side: bool = False,
 ) -> Row:
-    """Score one clip with every metric; returns its record (values, raw outputs, failures, feature files)."""
+    """Score one clip with every metric; returns its record (values, raw outputs, failures, feature files).
+    `fetched`: the frames, or a Decoded file (its frames stay at the file's size: each metric resizes once);
+    `real_side`: the clip is a real one (the GT row), whose set-metric view some protocols sample differently."""
+    decoded, fake = (fetched, fetched.frames) if isinstance(fetched, Decoded) else (None, fetched)
     row: Row = {"clip_id": clip.clip_id, "index": i, "speaker": clip.speaker_id, "values": {}, "raw": {}, "failed": {}}
-    row.update(_frames_note(fake, clip))
+    row.update(frames_note(fake, clip, decoded))
     if set_metrics:
         row["features"] = {}
     t = min(len(fake), clip.num_frames)
     sample = EvalSample(
         index=i,
         clip_id=clip.clip_id,
-        fake=_resize_video(fake[:t], clip.video.shape[1:3]),
+        fake=fake[:t],
+        fake_file=decoded.file if decoded is not None else None,
         audio=clip.audio,
         real=np.asarray(clip.video[:t]),
         real_landmarks=clip.landmarks[:t] if clip.landmarks is not None else None,
@@ -246,8 +239,12 @@ def _score_one(
             row["raw"][target] = [_stored(v) for v in raw]
             row["values"].update(zip(metric.outputs, raw))
     for target, set_metric in set_metrics.items():
+        if set_metric.is_capped(i):  # past a protocol's clip cap (StyleGAN-V's 2048): counted, not extracted
+            set_metric.restore(i, clip.clip_id, features=torch.zeros(0, int(set_metric.feature_dim)))
+            row.setdefault("capped", []).append(target)
+            continue
         try:
-            feats, path = clip_set_features(set_metric, clip.clip_id, sample.fake, base / "features")
+            feats, path = clip_set_features(set_metric, clip.clip_id, sample.fake, base / "features", real=real_side)
         except ClipScoreError as err:
             set_metric.record_failure(clip.clip_id, str(err))
             row["failed"][target] = str(err)
@@ -259,7 +256,7 @@ def _score_one(
 
 def score_clips(
     clips: Sequence[Clip],
-    fetch: Callable[[int, Clip], np.ndarray],
+    fetch: Callable[[int, Clip], np.ndarray | Decoded],
     metrics: Metrics,
     names: Sequence[str],
     samples_path: Path,
@@ -269,6 +266,7 @@ def score_clips(
     only: Callable[[int], bool] | None = None,
     aggregate: bool = True,
     key: RowKey | None = None,
+    real_side: bool = False,
 ) -> tuple[dict[str, MetricResult], list[Row]]:
     """Score every clip (resuming from samples_path) and aggregate with the metric objects.
 
@@ -280,7 +278,8 @@ def score_clips(
     `<samples_path's folder>/features/` and record their count. A set metric's value needs `reference` (adds the
     real set's features); without it (the GT row) set metrics report nothing. A set metric that refuses its sets
     (too few samples) reports NaN and its reason goes to `notes`. `only(i)` restricts scoring to some clips (a
-    rank's shard) and `aggregate=False` skips the values: a shard only writes its rows.
+    rank's shard) and `aggregate=False` skips the values: a shard only writes its rows. `real_side`: the clips are
+    the real ones (the GT row): a set metric that samples real clips differently (fvd2048_16f) sees them so.
     """
     from rich.progress import Progress
 
@@ -304,7 +303,7 @@ def score_clips(
                 _restore(row, i, clip_metrics, set_metrics, base)
             else:
                 try:
-                    row = _score_one(i, clip, fetch(i, clip), clip_metrics, set_metrics, base)
+                    row = _score_one(i, clip, fetch(i, clip), clip_metrics, set_metrics, base, real_side)
                 except MediaError as err:
                     row = {"clip_id": clip.clip_id, "index": i, "speaker": clip.speaker_id, "values": {}, "raw": {}}
                     row["failed"] = {t: str(err) for t in metrics}
@@ -372,6 +371,8 @@ def aggregate_results(
             log(f"[evaluate] {out}: not computed: {err}")
             if notes is not None:
                 notes.append(f"{out} not computed: {err}")
+        if metric.n_capped() and notes is not None:
+            notes.append(f"{out}: {metric.n_capped()} clips past its cap of {metric.max_clips} left out (not failures)")
         results[out] = MetricResult(
             value=value,
             n=metric.n_clips(),
@@ -385,7 +386,7 @@ def aggregate_results(
 def score_clips_distributed(
     group: EvalGroup,
     clips: Sequence[Clip],
-    fetch: Callable[[int, Clip], np.ndarray],
+    fetch: Callable[[int, Clip], np.ndarray | Decoded],
     metrics: Metrics,
     names: Sequence[str],
     samples_path: Path,
@@ -396,7 +397,7 @@ def score_clips_distributed(
     if group.world == 1:
         return score_clips(clips, fetch, metrics, names, samples_path, **kwargs)
     finished = set(reusable_rows(samples_path, clips, kwargs.get("key")))
-    shard_kwargs = {k: v for k, v in kwargs.items() if k in ("progress", "key")}
+    shard_kwargs = {k: v for k, v in kwargs.items() if k in ("progress", "key", "real_side")}
     score_clips(
         clips,
         fetch,
@@ -476,7 +477,7 @@ def _trained_against(model: str | None) -> dict[str, Any]:
 def _score_row(
     cfg: DictConfig,
     clips: Sequence[Clip],
-    fetch: Callable[[int, Clip], np.ndarray],
+    fetch: Callable[[int, Clip], np.ndarray | Decoded],
     key: RowKey,
     metrics: Metrics,
     run_dir: Path,
@@ -498,6 +499,7 @@ def _score_row(
         reference=reference,
         notes=notes,
         key=key,
+        real_side=reference is None,  # only the GT row is scored without a reference set
     )
     if scored is None:
         return None
@@ -529,11 +531,11 @@ def evaluate_videos(
     protocol = protocol_for(cfg, corpus, len(clips), metrics)
     ensure_gt_row(cfg, clips, metrics, protocol, group)
 
-    def fetch(i: int, clip: Clip) -> np.ndarray:
+    def fetch(i: int, clip: Clip) -> Decoded:
         path = videos.get(clip.clip_id)
         if path is None:
             raise MediaError(clip.clip_id, "no video for this test clip in the folder")
-        return read_video(path)
+        return Decoded.read(path)
 
     log(f"[evaluate] {cfg.run.name}: scoring {len(videos)} videos")
     reference = reference_features(cfg, clips, protocol)
@@ -563,7 +565,7 @@ def ensure_gt_row(
     started = now()
     _score_row(
         cfg,
-        clips,
+        [real_counterpart(c) for c in clips],  # a pair's video with its own audio: the real clip behind it
         lambda i, c: np.asarray(c.video),
         lambda i, c: {"protocol": protocol.hash},
         metrics,
@@ -585,7 +587,7 @@ def _judge_health(
     from benchmark.health import ensure_health
 
     try:
-        ensure_health(cfg, corpus, clips, protocol, metrics, log=log)
+        ensure_health(cfg, corpus, [real_counterpart(c) for c in clips], protocol, metrics, log=log)
     except Exception as err:  # a report block must not cost a scored run: the tables say health is missing
         log(f"[health] judge health not computed: {type(err).__name__}: {err}")
 

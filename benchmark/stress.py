@@ -36,6 +36,7 @@ from benchmark.results import (
 )
 from benchmark.stress_card import PassSummary, build_card, is_offset, leaderboard_rows, write_card
 from data.clip import Clip
+from data.pairs import real_counterpart
 from data.perturbations import perturbation
 from metrics.base import SetMetric
 
@@ -95,7 +96,8 @@ def stress(
     chosen = chosen_perturbations(config, names)
     corpus = runner.build_corpus(cfg)
     corpus.ensure()
-    clips = scoring.test_clips(cfg, corpus)
+    # the real clips behind the test list (a pair protocol's videos with their own audio): stress is about judges
+    clips = [real_counterpart(c) for c in scoring.test_clips(cfg, corpus)]
     scoring.prepare_evaluators(cfg, corpus)
     metric_names = list(cfg.metrics.names)
     metrics = scoring.build_metrics(cfg, metric_names, corpus, device)

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from data.clip import FPS, Clip
 from data.io import MediaError
@@ -38,14 +41,43 @@ def claim_run_dir(run_dir: Path, videos: Path, *, overwrite: bool = False) -> No
     write_json_atomic(path, source)
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """A video as scoring receives it: its frames at the file's own size (25 fps), the file, the file's frame rate.
+
+    Metrics resize these frames once, each as its reference does (metrics.functional.resize), and a metric whose
+    reference script reads the file (SyncNet's paper mode) reads `file`; the clip's record notes size and rate."""
+
+    frames: np.ndarray
+    file: Path | None = None
+    fps: float | None = None
+
+    @classmethod
+    def read(cls, path: Path) -> Decoded:
+        from data.io import probe, read_video
+
+        return cls(read_video(path), Path(path), probe(path).fps or None)
+
+
+def frames_note(fake: np.ndarray, clip: Clip, fetched: Decoded | None) -> dict[str, Any]:
+    """What a clip's record says about the video scored: frame counts that differ from the reference's, and for a
+    file its original size and frame rate (frames reach the metrics at that size; each resizes once)."""
+    note: dict[str, Any] = {}
+    if len(fake) != clip.num_frames:
+        note["frames"] = {"generated": int(len(fake)), "reference": clip.num_frames}
+    if fetched is not None and fetched.file is not None:
+        note["original"] = {"size": list(fake.shape[1:3]), "fps": fetched.fps}
+    return note
+
+
 VIDEO_SUFFIXES = (".mp4", ".avi", ".flv", ".mov", ".mkv", ".webm")
 
 
 def match_videos(folder: Path, clips: Sequence[Clip], mapping: dict[str, str] | None = None) -> dict[str, Path]:
     """Match video files to test clips by file stem: the full id (with '__' for '/'), or the base name if unique.
 
-    Any container ffmpeg reads is accepted (mp4 first when a stem has several); frames are decoded at 25 fps and
-    resized to the reference's size when scored, and each clip's record notes what was resampled."""
+    Any container ffmpeg reads is accepted (mp4 first when a stem has several); frames are decoded at 25 fps at
+    the file's own size (`Decoded`), and each clip's record notes the original size and frame rate."""
     files: dict[str, Path] = {}
     for suffix in reversed(VIDEO_SUFFIXES):
         files.update({p.stem: p for p in sorted(Path(folder).glob(f"*{suffix}"))})

@@ -58,6 +58,16 @@ KNOWN: dict[str, KnownWeights] = {
         url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
         kind="evaluator",
     ),
+    "sfd_face": KnownWeights(
+        "data.faces.s3fd:S3FDNet",
+        (),
+        "syncnet_python's S3FD face detector (run_pipeline.py): the face tracks of metrics.sync.crop=tracked",
+        "Get sfd_face.pth with joonson/syncnet_python's download_model.sh (detectors/s3fd/weights/), then "
+        "`bench weights import sfd_face.pth --as sfd_face`.",
+        file="sfd_face.pth",
+        url="https://www.robots.ox.ac.uk/~vgg/software/lipsync/data/sfd_face.pth",
+        kind="evaluator",
+    ),
     "lipsync_expert": KnownWeights(
         "models.checkpoints:build_network",
         ("lipsync_expert",),

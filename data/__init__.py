@@ -5,4 +5,6 @@ DATASETS: dict[str, str] = {
     "lrw": "data.lrw:LRWCorpus",
     "crema": "data.crema:CremaCorpus",
     "voxceleb2": "data.voxceleb2:VoxCeleb2Corpus",
+    "lrs2": "data.lrs2:LRS2Corpus",
+    "lrs3": "data.lrs3:LRS3Corpus",
 }

@@ -1,9 +1,9 @@
 """On-disk layouts of the corpora (docs/corpora.md): where a clip's files live and how to find them again.
 
 The synthetic corpus is written in these layouts and read back through the same `scan` code that reads a real
-LRW / CREMA-D / VoxCeleb2 download. A split file (`splits/{train,val,test}.txt`, one relative video path per
-line) overrides a layout's own split rule. Each corpus's naming and split rules are in `data.corpus_rules`
-(re-exported by `data.lrw`, `data.crema`, `data.voxceleb2`).
+LRW / CREMA-D / VoxCeleb2 / LRS2 / LRS3 download. A split file (`splits/{train,val,test}.txt`, one relative video
+path per line) overrides a layout's own split rule. Each corpus's naming and split rules are in `data.corpus_rules`
+(re-exported by the corpus modules).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from data.corpus_rules import (
     CREMA_EMOTIONS,
     CREMA_LEVELS,
     CREMA_SENTENCES,
+    LRS2_SPLIT_LISTS,
+    LRS3_PARTS,
     LRW_SPLIT_FOLDERS,
     VOXCELEB2_PARTS,
 )
@@ -184,12 +186,75 @@ class VoxCeleb2Layout(Layout):
         # the part whose official split this is; val clips (the synthetic corpus's) go to dev, as val speakers do
         part = next((p for p, official in VOXCELEB2_PARTS.items() if official == split), "dev")
         # a stable 11-character YouTube-like id per (speaker, 5-clip group), like one upload with several clips
-        digest = hashlib.sha1(f"{speaker}:{index // 5}".encode()).hexdigest()
-        vid = "".join(c if i % 3 else c.upper() for i, c in enumerate(digest[:11]))
+        vid = _stable_id(f"{speaker}:{index // 5}")
         return Path(root) / part / "mp4" / f"id{12 + speaker:05d}" / vid / f"{index % 5 + 1:05d}.mp4", None
 
 
-LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (LRWLayout(), CremaLayout(), VoxCeleb2Layout())}
+def _stable_id(key: str) -> str:
+    """An 11-character YouTube-like id, the same for the same key (synthetic clips named like real uploads)."""
+    digest = hashlib.sha1(key.encode()).hexdigest()
+    return "".join(c if i % 3 else c.upper() for i, c in enumerate(digest[:11]))
+
+
+class LRS2Layout(Layout):
+    """mvlrs_v1/main/<programme>/NNNNN.mp4 (+ .txt transcript). The official split is the root list a clip is in
+    (`LRS2_SPLIT_LISTS`); a clip in none is left out. LRS2 has no speaker labels (a programme has several)."""
+
+    name = "lrs2"
+    example = "main/6330311066473698535/00011.mp4 + test.txt"
+
+    def _candidates(self, root: Path) -> list[Path]:
+        return list((root / "main").glob("*/*.mp4"))
+
+    def _ref(self, root: Path, video: Path) -> ClipRef:
+        rel = video.relative_to(root / "main").with_suffix("").as_posix()
+        return ClipRef(_rel_id(root, video), video, None, "", _lrs2_splits(root).get(rel, ""), None)
+
+    def clip_path(self, root, *, speaker, index, split, word):
+        # one programme per 5-clip group of a speaker, as a broadcast holds several clips
+        programme = str(int(hashlib.sha1(f"{speaker}:{index // 5}".encode()).hexdigest()[:15], 16))
+        return Path(root) / "main" / programme / f"{index % 5 + 1:05d}.mp4", None
+
+    def write_header(self, video_path: Path, clip: Clip) -> None:
+        text = clip.transcript or clip.word or ""
+        video_path.with_suffix(".txt").write_text(f"Text:  {text.upper()}\nConf:  1\n")
+
+
+def _lrs2_splits(root: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for split, name in LRS2_SPLIT_LISTS.items():
+        path = Path(root) / name
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                if line.split():
+                    out[line.split()[0]] = split
+    return out
+
+
+class LRS3Layout(Layout):
+    """{trainval,test}/<talk id>/NNNNN.mp4 (+ .txt); the folder is the official split (`LRS3_PARTS`), the talk
+    (one TED speaker) the speaker; split files add a val split."""
+
+    name = "lrs3"
+    example = "test/0Fi83BHQsMA/00002.mp4"
+
+    def _candidates(self, root: Path) -> list[Path]:
+        return [p for part in LRS3_PARTS for p in (root / part).glob("*/*.mp4")]
+
+    def _ref(self, root: Path, video: Path) -> ClipRef:
+        part = video.relative_to(root).parts[0]
+        return ClipRef(_rel_id(root, video), video, None, video.parent.name, LRS3_PARTS.get(part, "train"), None)
+
+    def clip_path(self, root, *, speaker, index, split, word):
+        part = next((p for p, official in LRS3_PARTS.items() if official == split), "trainval")
+        return Path(root) / part / _stable_id(f"lrs3:{speaker}") / f"{index + 1:05d}.mp4", None
+
+    write_header = LRS2Layout.write_header
+
+
+LAYOUTS: dict[str, Layout] = {
+    layout.name: layout for layout in (LRWLayout(), CremaLayout(), VoxCeleb2Layout(), LRS2Layout(), LRS3Layout())
+}
 
 
 def get_layout(name: str) -> Layout:

@@ -10,7 +10,7 @@ count, column position and default direction from it, so adding a metric adds it
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 DIRECTIONS = ("lower", "higher", "match_gt")
@@ -306,6 +306,36 @@ METRICS: dict[str, MetricSpec] = {
         config_section="fidelity",
     ),
 }
+
+
+def _paper_variant(of: str, name: str, target: str, description: str) -> MetricSpec:
+    """A set metric computed as a paper's code does: the columns of `of`'s family, its own class and value."""
+    return replace(METRICS[of], target=target, output=name, description=description, published_names=())
+
+
+# the name says whose protocol each follows; docs/metrics_reference.md says where and by how much they differ
+METRICS.update(
+    {
+        "fid_pytorchfid": _paper_variant(
+            "fid_tf1",
+            "fid_pytorchfid",
+            "metrics.fid:FrechetInceptionDistancePytorchFID",
+            "FID of generated vs real frames as pytorch-fid: [0, 1] frames, PyTorch bilinear to 299, 2x - 1",
+        ),
+        "fvd2048_16f": _paper_variant(
+            "fvd_16f",
+            "fvd2048_16f",
+            "metrics.fvd:FrechetVideoDistanceStyleGANV",
+            "FVD as StyleGAN-V: real windows at seeded random offsets, <= 2048 clips, biased covariance",
+        ),
+        "fvd_videogpt": _paper_variant(
+            "fvd_16f",
+            "fvd_videogpt",
+            "metrics.fvd:FrechetVideoDistanceVideoGPT",
+            "FVD as VideoGPT/TATS fvd.py: i3d_pretrained_400, first 16 frames at 224x224, n - 1 covariance",
+        ),
+    }
+)
 
 
 def families() -> dict[str, MetricSpec]:

@@ -10,6 +10,7 @@ import abc
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +27,8 @@ class EvalSample:
     """A generated clip and its reference, as metrics see them (docs/clip_contract.md, "Evaluation input").
 
     fake/real: uint8 [T, H, W, 3] RGB 25 fps; audio: float32 [N] 16 kHz, the audio both share.
+    fake_file: the file `fake` was decoded from, when it was (generated and submitted videos; GT clips have none):
+    metrics whose reference script reads files (SyncNet paper mode) read it.
     """
 
     index: int
@@ -36,6 +39,7 @@ class EvalSample:
     fake_landmarks: np.ndarray | None = None
     real_landmarks: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    fake_file: Path | None = None
 
 
 class ClipScoreError(ValueError):
@@ -187,6 +191,11 @@ class SetMetric(Metric, abc.ABC):
     ClipFeatures. With fewer than d + 1 feature vectors in a set the covariance is singular and the distance is
     dominated by the sample size, so `compute` raises SetScoreError unless `allow_low_n` (recorded in the
     protocol) is set.
+
+    A paper protocol may fix three more things, all class attributes so that the metric's name says them:
+    `covariance` ("unbiased": n - 1, or "biased": n, StyleGAN-V), `max_clips` (per set, only clips whose dataset
+    index is below it count; the others are counted in `{real,fake}_capped`, neither used nor failed), and a real
+    side that sees another part of the clip than the generated side (`view`, e.g. StyleGAN-V's random offsets).
     """
 
     full_state_update = False
@@ -200,6 +209,11 @@ class SetMetric(Metric, abc.ABC):
     feature_dim: int = 0
     #: the metric's mode as recorded in results (e.g. the resize filter)
     mode: str | None = None
+    #: "unbiased" (n - 1) or "biased" (n): the covariance convention of the protocol the name stands for; read
+    #: by benchmark/tables/set_intervals.py from the class source, so it must stay a literal
+    covariance: str = "unbiased"
+    #: per set, clips with a dataset index at or above this are left out (StyleGAN-V: 2048); None = every clip
+    max_clips: int | None = None
 
     # states added in __init__ (or by torchmetrics' FrechetInceptionDistance, for a subclass of it)
     real_features_sum: torch.Tensor
@@ -209,6 +223,8 @@ class SetMetric(Metric, abc.ABC):
     fake_features_cov_sum: torch.Tensor
     fake_features_num_samples: torch.Tensor
     fake_clips: torch.Tensor
+    fake_capped: torch.Tensor
+    real_capped: torch.Tensor
     n_failed: torch.Tensor
 
     def __init__(self, *, allow_low_n: bool = False, **kwargs: Any) -> None:
@@ -221,6 +237,8 @@ class SetMetric(Metric, abc.ABC):
                 self.add_state(f"{side}_features_cov_sum", torch.zeros(d, d, dtype=torch.float64), dist_reduce_fx="sum")
                 self.add_state(f"{side}_features_num_samples", torch.tensor(0).long(), dist_reduce_fx="sum")
         self.add_state("fake_clips", default=torch.tensor(0), dist_reduce_fx="sum")
+        for side in ("real", "fake"):
+            self.add_state(f"{side}_capped", default=torch.tensor(0), dist_reduce_fx="sum")
         self.add_state("n_failed", default=torch.tensor(0), dist_reduce_fx="sum")
         self.failures: list[tuple[str, str]] = []
         self.evaluator_info: dict[str, Any] | None = None
@@ -237,9 +255,33 @@ class SetMetric(Metric, abc.ABC):
     def clip_features_batch(self, videos: Sequence[np.ndarray]) -> list[torch.Tensor]:
         """Feature vectors `[k_i, d]` of each video (checked by `check_clip`), batched across videos."""
 
-    def clip_features(self, video: np.ndarray) -> torch.Tensor:
+    def view(self, video: np.ndarray, clip_id: str | None, real: bool) -> np.ndarray:
+        """The part of a checked clip that this side's features come from (the whole clip unless a protocol
+        samples the real side differently, e.g. a random window; it may depend on `clip_id`, never on the
+        process or the order of clips)."""
+        return video
+
+    def real_view_differs(self) -> bool:
+        """Whether `view` gives the real side other frames than the generated side (the feature cache then keeps
+        the real clips' features apart from a generated clip's)."""
+        return False
+
+    def clip_features(self, video: np.ndarray, *, clip_id: str | None = None, real: bool = False) -> torch.Tensor:
+        """Feature vectors of one clip on the real (reference) or the generated side."""
         self.check_clip(video)
-        return self.clip_features_batch([video])[0]
+        return self.clip_features_batch([self.view(video, clip_id, real)])[0]
+
+    def is_capped(self, index: int) -> bool:
+        """Whether the clip at dataset `index` lies beyond the protocol's `max_clips` (left out of both sets)."""
+        return self.max_clips is not None and int(index) >= int(self.max_clips)
+
+    def _capped(self, real: bool) -> None:
+        side = "real" if real else "fake"
+        setattr(self, f"{side}_capped", getattr(self, f"{side}_capped") + 1)
+
+    def n_capped(self) -> int:
+        """Generated clips left out by the `max_clips` cap (this process; all of them after `compute`)."""
+        return int(self.fake_capped)
 
     def _add(self, feats: torch.Tensor, real: bool) -> None:
         x = torch.as_tensor(feats).to(torch.float64).reshape(-1, int(self.feature_dim))
@@ -269,6 +311,15 @@ class SetMetric(Metric, abc.ABC):
     def update(self, items: Sequence[EvalSample | ClipFeatures]) -> None:
         pending: list[EvalSample] = []
         for item in items:
+            if self.is_capped(item.index):
+                # StyleGAN-V keeps each set's first max_items; what it leaves out is counted, never a failure
+                if isinstance(item, ClipFeatures):
+                    self._capped(item.real)
+                else:
+                    self._capped(False)
+                    if item.real is not None:
+                        self._capped(True)
+                continue
             if isinstance(item, ClipFeatures):
                 self._add(item.features, item.real)
                 continue
@@ -282,9 +333,9 @@ class SetMetric(Metric, abc.ABC):
             pending.append(item)
         if not pending:
             return
-        for f in self.clip_features_batch([s.fake for s in pending]):
+        for f in self.clip_features_batch([self.view(s.fake, s.clip_id, False) for s in pending]):
             self._add(f, False)
-        reals = [s.real for s in pending if s.real is not None]
+        reals = [self.view(s.real, s.clip_id, True) for s in pending if s.real is not None]
         if reals:
             for f in self.clip_features_batch(reals):
                 self._add(f, True)
@@ -314,6 +365,7 @@ class SetMetric(Metric, abc.ABC):
             n_real,
             self.real_features_sum,
             self.real_features_cov_sum,
+            self.covariance,
         )
         return {self.outputs[0]: value}
 

@@ -6,6 +6,15 @@ and torch-fidelity), `fid_aa` with PyTorch's antialiased bilinear (torchmetrics'
 frames as torch-fidelity does, scale `(x - 128) / 128`, and use the 2048-d pool3 features. Statistics are sums in
 float64 (DDP adds them); the distance uses the symmetric matrix square root (`metrics.functional.frechet`).
 
+`fid_pytorchfid` is pytorch-fid's `fid_score.py` / `inception.py` on the same frames: each frame as float [0, 1]
+(its `ToTensor`), `F.interpolate` bilinear to 299x299 (align_corners=False, no antialias), then `2x - 1`; the same
+pool3 features and weights (`pt_inception-2015-12-05-6726825d` is pytorch-fid's own file); covariance divided by
+n - 1 (`np.cov`), as here. Where it differs from `fid_tf1`: the resize (PyTorch's half-pixel bilinear vs TF1's
+corner-aligned one) and the scale (`x / 127.5 - 1` vs `(x - 128) / 128`, 0.4 % apart at the ends); pytorch-fid
+reads frames from image files (PNG is lossless, a JPEG dump is not) and takes `scipy.linalg.sqrtm` of the product
+(with an eps retry), which agrees with the symmetric route on well-conditioned covariances. How far apart the
+two are: docs/metrics_reference.md ("FID").
+
 Frames: every frame of every clip (`frame_stride: 1`, the paper protocols); the synthetic corpus's CPU protocol
 takes every 10th frame (`fid.frame_stride` in the `metrics:` block of configs/datasets/synthetic.yaml), recorded in
 the evaluator info and the protocol. Without the official weights the Inception is seeded random init and the
@@ -19,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torchmetrics.image.fid import FrechetInceptionDistance as _TorchmetricsFID
 
-from metrics.backbones.inception import FEATURE_DIM, FIDInceptionV3, load_evaluator_weights
+from metrics.backbones.inception import FEATURE_DIM, INPUT_SIZE, FIDInceptionV3, load_evaluator_weights
 from metrics.base import ClipScoreError, SetMetric
 
 if TYPE_CHECKING:
@@ -49,6 +59,7 @@ class FrechetInceptionDistance(SetMetric, _TorchmetricsFID):  # type: ignore[mis
 
     outputs: tuple[str, ...] = ("fid_tf1",)
     resize = "tf1"
+    input_scaling = "uint8 RGB, (x - 128) / 128 at 299x299"
     config_section = "fid"
     needs_corpus = True
     evaluator_key = "inception"
@@ -72,7 +83,7 @@ class FrechetInceptionDistance(SetMetric, _TorchmetricsFID):  # type: ignore[mis
             raise ValueError(f"frame_stride and max_frames must be >= 1, got {frame_stride}, {max_frames}")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        net = FIDInceptionV3(self.resize)
+        net = self.network()
         info = load_evaluator_weights(
             net, weights, official=OFFICIAL_WEIGHTS, seed=int(seed), arch="fid_inception_v3", how_to_get=HOW_TO_GET
         )
@@ -90,12 +101,16 @@ class FrechetInceptionDistance(SetMetric, _TorchmetricsFID):  # type: ignore[mis
         self.evaluator_info = {
             **info,
             "resize": self.resize,
-            "input": "uint8 RGB, (x - 128) / 128 at 299x299",
+            "input": self.input_scaling,
             "features": "pool3 (2048)",
             "frame_stride": self.frame_stride,
             "max_frames": self.max_frames,
             "allow_low_n": self.allow_low_n,
         }
+
+    def network(self) -> FIDInceptionV3:
+        """The Inception this variant feeds (weights are loaded into it afterwards)."""
+        return FIDInceptionV3(self.resize)
 
     def frame_indices(self, n_frames: int) -> list[int]:
         idx = list(range(0, n_frames, self.frame_stride))
@@ -134,3 +149,35 @@ class FrechetInceptionDistanceAntialias(FrechetInceptionDistance):
 
     outputs = ("fid_aa",)
     resize = "antialias"
+
+
+class PytorchFIDInceptionV3(FIDInceptionV3):
+    """The same network fed as pytorch-fid's `InceptionV3(resize_input=True, normalize_input=True)` feeds it:
+    uint8 RGB `(N, 3, H, W)` -> x / 255 (`ToTensor`) -> bilinear 299x299 (align_corners=False, no antialias) ->
+    2x - 1 -> pool3 `(N, 2048)`. Its state dict is FIDInceptionV3's, so the same weight file loads strictly."""
+
+    def __init__(self) -> None:
+        super().__init__("tf1")
+        self.resize = "pytorch-fid"  # forward below replaces the parent's resize; this only names it
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected uint8 RGB (N, 3, H, W), got shape {tuple(images.shape)}")
+        x = images.float() / 255.0
+        # pytorch-fid interpolates even at 299x299 (an identity there), so do we
+        x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+        return self.features(2 * x - 1)
+
+
+class FrechetInceptionDistancePytorchFID(FrechetInceptionDistance):
+    """FID as pytorch-fid computes it from frames (module docstring): [0, 1] input, PyTorch bilinear to 299,
+    2x - 1, unbiased covariance. On the synthetic corpus's 60 test clips (every 10th frame, random-init
+    Inception) it reads 1.7-4.2 % above `fid_tf1` (docs/metrics_reference.md, "FVD")."""
+
+    outputs = ("fid_pytorchfid",)
+    resize = "pytorch-fid"
+    input_scaling = "float RGB x / 255, bilinear 299x299 (align_corners=False, no antialias), 2x - 1"
+
+    def network(self) -> FIDInceptionV3:
+        return PytorchFIDInceptionV3()

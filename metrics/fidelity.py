@@ -20,6 +20,7 @@ import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from metrics.base import ClipMetric, ClipScoreError, EvalSample
+from metrics.functional.resize import to_size
 
 DATA_RANGE = 255.0
 SIGMA = 1.5
@@ -62,8 +63,10 @@ def frame_psnr_ssim(
 class FidelityScores(ClipMetric):
     """Per-clip (psnr, ssim): means over frames of `EvalSample.fake` against `EvalSample.real`.
 
-    Needs the reference frames at the same size and frame count (the runner trims and resizes); clips without a
-    reference, or with mismatched shapes, are counted as failures. `update` batches frames across clips.
+    Needs the reference frames at the same frame count (the runner trims both to the shorter); generated frames of
+    another size are brought to the reference's size here, once (metrics.functional.resize.to_size: the pixel
+    pairing needs one grid, and the reference's is the one the comparison is about). Clips without a reference are
+    counted as failures. `update` batches frames across clips.
     """
 
     outputs = ("psnr", "ssim")
@@ -79,46 +82,46 @@ class FidelityScores(ClipMetric):
         self.batch_size, self.precision = int(batch_size), precision
 
     @staticmethod
-    def _check(sample: EvalSample) -> None:
-        if sample.real is None:
+    def _paired(sample: EvalSample) -> tuple[np.ndarray, np.ndarray]:
+        """(generated frames at the reference's size, reference frames); ClipScoreError when they cannot pair."""
+        real, fake = sample.real, sample.fake
+        if real is None:
             raise ClipScoreError("PSNR/SSIM need the ground-truth frames")
-        if sample.fake.shape != sample.real.shape or sample.fake.ndim != 4 or sample.fake.shape[-1] != 3:
+        if fake.ndim != 4 or fake.shape[-1] != 3 or real.ndim != 4 or len(fake) != len(real):
             raise ClipScoreError(
-                f"PSNR/SSIM need generated and reference frames of one shape [T, H, W, 3], got "
-                f"{tuple(sample.fake.shape)} and {tuple(sample.real.shape)}"
+                f"PSNR/SSIM need generated and reference frames [T, H, W, 3] of one length, got "
+                f"{tuple(fake.shape)} and {tuple(real.shape)}"
             )
-        if sample.fake.shape[0] < 1 or min(sample.fake.shape[1:3]) < 11:
-            raise ClipScoreError(f"SSIM needs frames of at least 11x11, got {tuple(sample.fake.shape)}")
+        if real.shape[0] < 1 or min(real.shape[1:3]) < 11:
+            raise ClipScoreError(f"SSIM needs frames of at least 11x11, got {tuple(real.shape)}")
+        return to_size(fake, real.shape[1:3]), real
 
     def score_clip(self, sample: EvalSample) -> tuple[float, float]:
-        self._check(sample)
-        assert sample.real is not None  # _check refused clips without one
-        psnr, ssim = frame_psnr_ssim(sample.fake, sample.real, self.batch_size, self.precision)
+        fake, real = self._paired(sample)
+        psnr, ssim = frame_psnr_ssim(fake, real, self.batch_size, self.precision)
         return float(psnr.mean()), float(ssim.mean())
 
     def update(self, samples: Sequence[EvalSample]) -> None:
-        ok: list[EvalSample] = []
+        ok: list[tuple[EvalSample, np.ndarray, np.ndarray]] = []
         for sample in samples:
             try:
-                self._check(sample)
+                ok.append((sample, *self._paired(sample)))
             except ClipScoreError as err:
                 self.record_failure(sample.clip_id, str(err))
-                continue
-            ok.append(sample)
         # frames of every clip of one shape go through torchmetrics together, then split back per clip
-        by_shape: dict[tuple[int, ...], list[EvalSample]] = {}
-        for sample in ok:
-            by_shape.setdefault(sample.fake.shape[1:], []).append(sample)
+        by_shape: dict[tuple[int, ...], list[tuple[EvalSample, np.ndarray, np.ndarray]]] = {}
+        for item in ok:
+            by_shape.setdefault(item[2].shape[1:], []).append(item)
         for group in by_shape.values():
             psnr, ssim = frame_psnr_ssim(
-                np.concatenate([s.fake for s in group]),
-                np.concatenate([s.real for s in group]),
+                np.concatenate([fake for _, fake, _ in group]),
+                np.concatenate([real for _, _, real in group]),
                 self.batch_size,
                 self.precision,
             )
             start = 0
-            for sample in group:
-                t = len(sample.fake)
+            for sample, fake, _ in group:
+                t = len(fake)
                 vals = [float(psnr[start : start + t].mean()), float(ssim[start : start + t].mean())]
                 start += t
                 self.values.append(torch.tensor([vals], dtype=torch.float64))

@@ -10,13 +10,15 @@ from typing import Any
 
 from metrics.base import ClipScoreError, EvalSample
 from metrics.functional.lmd import POINT_SETS, landmark_distance
+from metrics.functional.resize import scale_points
 from metrics.landmarks import LandmarkClipMetric
 
 
 class LandmarkDistance(LandmarkClipMetric):
     """Mean distance of mouth landmarks 48-67 (points="mouth") or all 68 ("face") between `EvalSample.fake` and
-    `EvalSample.real` (uint8 RGB [T, H, W, 3], the same size), frame by frame over the common length, in pixels
-    of frames rescaled to `scale` px wide; `centre=True` removes each frame's mean point first.
+    `EvalSample.real` (uint8 RGB [T, H, W, 3]), frame by frame over the common length, in pixels of frames rescaled
+    to `scale` px wide; `centre=True` removes each frame's mean point first. A generated clip of another size has
+    its landmarks found at its own size and mapped onto the reference's frame (the frames are not resized).
     """
 
     outputs = ("lmd",)
@@ -35,5 +37,7 @@ class LandmarkDistance(LandmarkClipMetric):
         if sample.real is None and sample.real_landmarks is None:
             raise ClipScoreError("LMD needs the real clip")
         fake, real = self.landmarks_of(sample, "fake"), self.landmarks_of(sample, "real")
-        width = (sample.real if sample.real is not None else sample.fake).shape[2]
+        frame = sample.real if sample.real is not None else sample.fake
+        fake = scale_points(fake, sample.fake.shape[1:3], frame.shape[1:3])
+        width = frame.shape[2]
         return (landmark_distance(fake, real, width, self.points, self.scale, self.centre),)

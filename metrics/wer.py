@@ -41,6 +41,7 @@ from metrics.backbones.lipreader import (
 )
 from metrics.base import ClipMetric, ClipScoreError, EvalSample
 from metrics.functional.mouth import mouth_crops, pad_batch, word_frames
+from metrics.functional.resize import scale_points
 
 if TYPE_CHECKING:
     from data.corpus import LayoutCorpus
@@ -260,7 +261,10 @@ class LipreaderWER(ClipMetric):
 
     def _landmarks(self, sample: EvalSample) -> np.ndarray:
         if self.landmark_source == "reference" and sample.real_landmarks is not None:
-            return sample.real_landmarks
+            # the reference's points, mapped onto the generated frame when its size differs (the crop is then
+            # resized once, to the lipreader's input)
+            real_hw = sample.real.shape[1:3] if sample.real is not None else sample.fake.shape[1:3]
+            return scale_points(sample.real_landmarks, real_hw, sample.fake.shape[1:3])
         if sample.fake_landmarks is not None:
             return sample.fake_landmarks
         # estimate them on the generated clip with the shared backend (memoised in sample.extra for other metrics)

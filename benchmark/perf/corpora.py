@@ -71,7 +71,7 @@ def bench_corpora(quick: bool) -> list[Figure]:
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory() as tmp:
         td = Path(tmp)
-        for name in ("lrw", "crema", "voxceleb2", "synthetic"):
+        for name in ("lrw", "crema", "voxceleb2", "lrs2", "lrs3", "synthetic"):
             overrides = [f"dataset.root={td / name}", "run.progress=false"]
             if name == "synthetic":
                 overrides += [f"dataset.synth.{k}={v}" for k, v in asdict(synth).items() if k != "seed"]

@@ -225,7 +225,8 @@ def _score(
     def reference(metric: SetMetric) -> None:
         for i, clip in enumerate(clips):
             try:
-                feats, _ = clip_set_features(metric, clip.clip_id, np.asarray(clip.video), gt_features, reuse=True)
+                video = np.asarray(clip.video)
+                feats, _ = clip_set_features(metric, clip.clip_id, video, gt_features, reuse=True, real=True)
             except ClipScoreError:
                 continue  # a real clip the metric cannot use is not in the reference set (benchmark.features)
             metric.update([ClipFeatures(index=i, clip_id=clip.clip_id, features=feats, real=True)])
@@ -258,7 +259,7 @@ def _score(
             if entry:
                 features.fake.setdefault(out, {})[row["clip_id"]] = entry["file"]
             # every real clip the reference took, whether or not its generated twin could be scored
-            real = feature_path(gt_features, metric, row["clip_id"])
+            real = feature_path(gt_features, metric, row["clip_id"], real=True)
             if real.exists():
                 features.real.setdefault(out, {})[row["clip_id"]] = str(real.relative_to(gt_features))
     return {k: float(v.value) for k, v in results.items()}, per_clip, notes, features

@@ -14,7 +14,9 @@ With frequency weights ``w_i`` over feature vectors ``x_i`` (``n = sum w_i``), t
     mu = sum w_i x_i / n,        S = sum w_i (x_i - mu)(x_i - mu)^T / (n - 1),
 
 exactly the mean and unbiased covariance of the multiset that repeats ``x_i`` ``w_i`` times, so with all weights 1
-the value is the one scoring recorded (``SetMetric.compute``). The distance is
+the value is the one scoring recorded (``SetMetric.compute``). A metric whose protocol divides by ``n`` (its class
+declares ``covariance = "biased"``, StyleGAN-V's ``fvd2048_16f``) is resampled with ``n`` in place of ``n - 1``
+throughout (``ddof`` below), so its all-ones replicate too is its recorded value. The distance is
 
     d^2 = ||mu1 - mu2||^2 + tr S1 + tr S2 - 2 tr (S1 S2)^(1/2).
 
@@ -63,6 +65,7 @@ __all__ = [
     "MAX_WORK",
     "FeatureSets",
     "SetCell",
+    "covariance_ddof",
     "frechet_replicates",
     "set_metric_intervals",
     "trace_sqrt_small",
@@ -119,13 +122,31 @@ def work(m1: int, m2: int, d: int, replicates: int) -> float:
     return float(replicates * ((r1 + r2) * d * d + 10 * d**3))
 
 
-class _Pair:
-    """A generated and a real feature set, shifted by the real mean, with what every replicate reuses."""
+def covariance_ddof(metric: str) -> int:
+    """1 when the registry metric ``metric`` divides its covariances by n - 1, 0 when by n: its class's declared
+    ``covariance``, read from the source (no torch import for a table); 1 for a name outside the registry."""
+    from benchmark.registry import declared_attribute
+    from metrics import METRICS
 
-    def __init__(self, fake: np.ndarray, real: np.ndarray) -> None:
+    spec = METRICS.get(metric.partition("@")[0])  # "fvd2048_16f@paper": the column of a protocol variant
+    if spec is None:
+        return 1
+    try:
+        convention = declared_attribute(spec.target, "covariance")
+    except KeyError:
+        return 1
+    return 0 if convention == "biased" else 1
+
+
+class _Pair:
+    """A generated and a real feature set, shifted by the real mean, with what every replicate reuses; covariances
+    divide by n - ``ddof``."""
+
+    def __init__(self, fake: np.ndarray, real: np.ndarray, ddof: int = 1) -> None:
         shift = real.mean(axis=0)
         self.x1, self.x2 = fake - shift, real - shift
         self.small = _small(len(fake), len(real), fake.shape[1])
+        self.ddof = ddof
         self._gram: np.ndarray | None = None
 
     @property
@@ -146,29 +167,32 @@ class _Pair:
         x1, x2 = self.x1[keep1], self.x2[keep2]
         mu1, mu2 = a @ x1 / n1, b @ x2 / n2
         c1, c2 = x1 - mu1, x2 - mu2
-        tr1 = float(a @ np.einsum("ij,ij->i", c1, c1)) / (n1 - 1)
-        tr2 = float(b @ np.einsum("ij,ij->i", c2, c2)) / (n2 - 1)
+        d1, d2 = n1 - self.ddof, n2 - self.ddof
+        tr1 = float(a @ np.einsum("ij,ij->i", c1, c1)) / d1
+        tr2 = float(b @ np.einsum("ij,ij->i", c2, c2)) / d2
         diff = mu1 - mu2
         if self.small:
             cross = self.gram[np.ix_(keep1, keep2)] - (x1 @ mu2)[:, None] - (x2 @ mu1)[None, :] + mu1 @ mu2
-            cross *= np.sqrt(a / (n1 - 1))[:, None]
-            cross *= np.sqrt(b / (n2 - 1))[None, :]
+            cross *= np.sqrt(a / d1)[:, None]
+            cross *= np.sqrt(b / d2)[None, :]
             trace = float(np.linalg.svd(cross, compute_uv=False).sum())
         else:
-            s1 = (c1 * a[:, None]).T @ c1 / (n1 - 1)
-            s2 = (c2 * b[:, None]).T @ c2 / (n2 - 1)
+            s1 = (c1 * a[:, None]).T @ c1 / d1
+            s2 = (c2 * b[:, None]).T @ c2 / d2
             trace = _trace_sqrt_dense(s1, s2)
         return float(diff @ diff) + tr1 + tr2 - 2.0 * trace, tr1 + tr2
 
 
 class FeatureSets:
     """A generated and a real feature set given clip by clip (``fake[k]`` / ``real[k]``: one clip's vectors
-    [t_k, d]); every vector carries its clip's weight."""
+    [t_k, d]); every vector carries its clip's weight. ``ddof``: 1 for the unbiased covariance, 0 for the biased
+    one (:func:`covariance_ddof` of the column's metric)."""
 
-    def __init__(self, fake: Sequence[np.ndarray], real: Sequence[np.ndarray]) -> None:
+    def __init__(self, fake: Sequence[np.ndarray], real: Sequence[np.ndarray], ddof: int = 1) -> None:
         self.pair = _Pair(
             np.concatenate([np.asarray(f, dtype=np.float64) for f in fake]),
             np.concatenate([np.asarray(f, dtype=np.float64) for f in real]),
+            ddof,
         )
         self.clip1 = np.repeat(np.arange(len(fake)), [len(f) for f in fake])
         self.clip2 = np.repeat(np.arange(len(real)), [len(f) for f in real])
@@ -186,11 +210,15 @@ class FeatureSets:
 
 
 def frechet_replicates(
-    fake: Sequence[np.ndarray], real: Sequence[np.ndarray], weights_fake: np.ndarray, weights_real: np.ndarray
+    fake: Sequence[np.ndarray],
+    real: Sequence[np.ndarray],
+    weights_fake: np.ndarray,
+    weights_real: np.ndarray,
+    ddof: int = 1,
 ) -> np.ndarray:
     """The Fréchet distance per replicate: ``fake[k]`` / ``real[k]`` are one clip's feature vectors [t_k, d],
     ``weights_*[r, k]`` that clip's weight in replicate r (every vector of a clip carries its clip's weight)."""
-    return FeatureSets(fake, real).replicates(weights_fake, weights_real)
+    return FeatureSets(fake, real, ddof).replicates(weights_fake, weights_real)
 
 
 def _shapes(run_dir: Path, files: Mapping[str, str], clips: Sequence[str]) -> list[tuple[int, ...]] | str:
@@ -255,10 +283,11 @@ def set_metric_intervals(
     notes: list[str] = []
     position = {c: i for i, c in enumerate(clip_ids)}
     q = (100 * (1 - level) / 2, 100 * (1 + level) / 2)
-    for key, _metric, header in keys:
+    for key, metric, header in keys:
         mine = {index: cell for (index, k), cell in cells.items() if k == key}
         if not mine:
             continue
+        ddof = covariance_ddof(metric)
         ref = reference.get(key)
         if ref is None:
             notes.append(f"{header}: no interval: {no_reference}")
@@ -293,7 +322,7 @@ def set_metric_intervals(
             try:
                 if real is None:
                     real = _read(ref.run_dir, ref.files, real_clips)
-                sets = FeatureSets(_read(cell.run_dir, cell.files, fake_clips), real)
+                sets = FeatureSets(_read(cell.run_dir, cell.files, fake_clips), real, ddof)
                 values = _centred_replicates(sets, cell.value, weights[:, [position[c] for c in fake_clips]], w_real)
             except (OSError, ValueError, np.linalg.LinAlgError) as err:
                 # a truncated file, non-finite features, features of another scoring: this cell goes without

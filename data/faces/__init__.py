@@ -1,5 +1,6 @@
 """Faces: landmark sources by name (`sources`), the one face-box rule with its smoothing (`boxes`), crops by
-name (`crops`), and the dlib detector + predictor that needs no download (`dlib`, imported on use)."""
+name (`crops`), syncnet_python's face-track pipeline (`track`), and the dlib detector + predictor that needs no
+download (`dlib`) and syncnet_python's S3FD face detector (`s3fd`, torch), both imported on use."""
 
 from data.faces.boxes import (
     FOREHEAD,
@@ -34,8 +35,28 @@ from data.faces.sources import (
     resolve_device,
     resolve_source,
 )
+from data.faces.track import (
+    FaceTrack,
+    TrackReport,
+    TrackSettings,
+    crop_track,
+    dlib_detector,
+    face_tracks,
+    landmark_detector,
+    scene_cuts,
+    track_shot,
+)
 
 __all__ = [
+    "FaceTrack",
+    "TrackReport",
+    "TrackSettings",
+    "crop_track",
+    "dlib_detector",
+    "face_tracks",
+    "landmark_detector",
+    "scene_cuts",
+    "track_shot",
     "CROPS",
     "FOREHEAD",
     "LANDMARK_SOURCES",

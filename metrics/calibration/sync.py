@@ -19,7 +19,11 @@ embeddings collapsed): block InfoNCE over in-clip shifts on L2-normalised embedd
   negative in-sync distances fall to about 0.65 and every held-out clip measured right (3 seeds).
 
 Every clip is preprocessed once, through the same `prepare_lip_frames` the evaluation path uses on 224x224
-BGR frames (wholeframe crop), so training inputs are exactly what `sync_scores` feeds the network.
+BGR frames, so training inputs are exactly what `sync_scores` feeds the network. The crop is part of that
+path: with ``crop="tracked"`` each clip is first reduced to its longest face track (data.faces.track, the
+`metrics.sync.track` settings), i.e. the track's 224 px crops and the audio of its frames, exactly as
+`sync_scores(crop="tracked")` scores it; clips without a track are left out and counted. An evaluator is
+registered for the crop it was trained on (benchmark.calibrate, `calibrated_network_prefix`).
 
 Training stops when the time budget is spent, or when a periodic held-out check (every `check_every` steps,
 after `min_steps`) measures >= 95 % of in-sync clips at |offset| <= 1 and >= 95 % of clips with audio advanced
@@ -33,7 +37,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -43,16 +47,21 @@ import torch.nn.functional as F
 
 from data.clip import SAMPLES_PER_FRAME, Clip
 from metrics.backbones.syncnet import SyncNetSmall, build_sync_evaluator
+from metrics.base import ClipScoreError
 from metrics.functional.sync import (
     MFCC_PER_FRAME,
     MFCC_WINDOW,
     VSHIFT,
     WINDOW_FRAMES,
+    check_crop,
+    face_tracks_of,
+    longest_track,
     num_sync_windows,
     prepare_clip_frames,
     scores_from_embeddings,
     syncnet_frames,
     syncnet_mfcc,
+    track_audio,
 )
 
 CLIPS_PER_BATCH = 8
@@ -93,6 +102,9 @@ class CalibrationReport:
     eval_seconds: float
     num_threads: int
     checks: list[dict[str, float]] = field(default_factory=list)
+    crop: str = "wholeframe"
+    track: dict[str, Any] = field(default_factory=dict)  # crop="tracked": its settings as given
+    no_track: list[str] = field(default_factory=list)  # crop="tracked": clips left out (no face track)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,6 +142,31 @@ def shift_audio_frames(audio: np.ndarray, k: int) -> np.ndarray:
     else:
         out[-n:] = audio[: audio.shape[0] + n]
     return out
+
+
+def tracked_clip(clip: Clip, track: Mapping[str, Any] | None = None) -> Clip | None:
+    """`clip` as `sync_scores(crop="tracked")` scores it: its longest face track's 224 px crops (RGB) and the
+    audio of the track's frames; None when no track is found."""
+    try:
+        tracks, report = face_tracks_of(clip.video, track)
+        chosen = longest_track(tracks, report)
+    except ClipScoreError:
+        return None
+    audio = track_audio(clip.audio, chosen.first, chosen.last)
+    return Clip(clip.clip_id, chosen.crops, audio, speaker_id=clip.speaker_id, split=clip.split)
+
+
+def _cropped(clips: Sequence[Clip], crop: str, track: Mapping[str, Any] | None, skipped: list[str]) -> Iterator[Clip]:
+    # one tracked clip at a time: 224 px crops of a whole corpus would not fit in memory together
+    for clip in clips:
+        if crop == "wholeframe":
+            yield clip
+            continue
+        out = tracked_clip(clip, track)
+        if out is None:
+            skipped.append(clip.clip_id)
+        else:
+            yield out
 
 
 def _lip_frames(model: SyncNetSmall, video: np.ndarray) -> torch.Tensor:
@@ -249,6 +286,8 @@ def calibrate_sync_evaluator(
     num_threads: int | None = 1,
     pad_candidate: bool = True,
     progress: bool = False,
+    crop: str = "wholeframe",
+    track: Mapping[str, Any] | None = None,
 ) -> tuple[SyncNetSmall, CalibrationReport]:
     """Train a small evaluation SyncNet on `train_clips`; check it on `val_clips` (other speakers, ideally).
 
@@ -260,9 +299,11 @@ def calibrate_sync_evaluator(
     The default 1 makes the steps independent of the core count, and on a busy 2-core machine it was 5-15x
     faster than 2 threads (OpenMP threads competing with other processes); the small model gains little from
     a second thread anyway. pad_candidate: add calc_pdist's zero-padded audio window (distance 1) as a negative
-    of every anchor (see `_block_infonce`). Returns the model in eval mode (on the CPU) and the report; raises
-    ValueError when no clip is long enough.
+    of every anchor (see `_block_infonce`). crop / track: the evaluation crop the network is trained for
+    (`metrics.sync.crop`, `metrics.sync.track`; module doc). Returns the model in eval mode (on the CPU) and
+    the report; raises ValueError when no clip is long enough.
     """
+    check_crop(crop)
     if arch != "small":
         raise ValueError(f"calibration trains the 'small' evaluator only (syncnet_v2 needs a GPU), got {arch!r}")
     t_start = time.perf_counter()
@@ -275,8 +316,10 @@ def calibrate_sync_evaluator(
         model = build_sync_evaluator(arch, **(arch_kwargs or {}))
         assert isinstance(model, SyncNetSmall)
 
-        train = [p for p in (_prepare_train(model, c) for c in train_clips) if p is not None]
-        val = [p for p in (_prepare_val(model, c) for c in val_clips) if p is not None]
+        no_track: list[str] = []
+        prepared_train = (_prepare_train(model, c) for c in _cropped(train_clips, crop, track, no_track))
+        train = [p for p in prepared_train if p is not None]
+        val = [p for p in (_prepare_val(model, c) for c in _cropped(val_clips, crop, track, no_track)) if p is not None]
         if not train:
             raise ValueError(f"none of the {len(train_clips)} training clips has a complete 5-frame window")
         if not val:
@@ -341,6 +384,9 @@ def calibrate_sync_evaluator(
             eval_seconds=time.perf_counter() - t_eval,
             num_threads=torch.get_num_threads(),
             checks=checks,
+            crop=crop,
+            track={k: v for k, v in (track or {}).items() if k != "corpus"},
+            no_track=no_track,
         )
         return model.eval(), report
     finally:

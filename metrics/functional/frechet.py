@@ -9,12 +9,25 @@ of S1 S2 and the trace of the square root is the sum of their square roots. This
 covariances (pytorch-fid retries with an eps on the diagonal); on well-conditioned inputs the two agree.
 
 Feature statistics are kept as sums (n, sum x, sum x x^T) so that processes can add them (DDP) and
-per-clip features can be merged in any order; the covariance is the unbiased one (n - 1), as np.cov.
+per-clip features can be merged in any order. The covariance is the unbiased one (divided by n - 1, as np.cov,
+pytorch-fid, torchmetrics and VideoGPT/TATS) unless `covariance="biased"` (divided by n, as StyleGAN-V's
+`FeatureStats.get_mean_cov`). The trace terms are homogeneous of degree 1 in (S1, S2), so when both sets hold n
+vectors the biased distance is the unbiased one less (tr S1 + tr S2 - 2 tr (S1 S2)^(1/2)) / n: a share of the
+value that matters at tens of clips and vanishes at thousands.
 """
 
 from __future__ import annotations
 
 import torch
+
+COVARIANCES: tuple[str, ...] = ("unbiased", "biased")
+
+
+def covariance_ddof(covariance: str) -> int:
+    """The "delta degrees of freedom" of a covariance convention: the denominator is n - ddof."""
+    if covariance not in COVARIANCES:
+        raise ValueError(f"unknown covariance {covariance!r}; valid: {', '.join(COVARIANCES)}")
+    return 1 if covariance == "unbiased" else 0
 
 
 def _sym_sqrt(mat: torch.Tensor) -> torch.Tensor:
@@ -50,15 +63,18 @@ def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor,
 
 
 def moments_from_sums(
-    n: int | torch.Tensor, total: torch.Tensor, outer: torch.Tensor
+    n: int | torch.Tensor, total: torch.Tensor, outer: torch.Tensor, covariance: str = "unbiased"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean [d], unbiased covariance [d, d]) from n, sum x [d] and sum x x^T [d, d] (float64)."""
+    """(mean [d], covariance [d, d]) from n, sum x [d] and sum x x^T [d, d] (float64); the covariance divided by
+    n - 1 ("unbiased") or n ("biased")."""
     n = int(n)
+    ddof = covariance_ddof(covariance)
+    # one vector has a biased covariance (zero), but no set metric is meaningful on it: both conventions refuse
     if n < 2:
         raise ValueError(f"a covariance needs at least 2 feature vectors, got {n}")
     total, outer = total.double(), outer.double()
     mu = total / n
-    cov = (outer - n * torch.outer(mu, mu)) / (n - 1)
+    cov = (outer - n * torch.outer(mu, mu)) / (n - ddof)
     return mu, (cov + cov.T) / 2
 
 
@@ -69,16 +85,18 @@ def frechet_distance_from_sums(
     n2: int | torch.Tensor,
     sum2: torch.Tensor,
     outer2: torch.Tensor,
+    covariance: str = "unbiased",
 ) -> torch.Tensor:
     """Fréchet distance of the Gaussians fitted to two feature sets given as sufficient statistics."""
-    mu1, s1 = moments_from_sums(n1, sum1, outer1)
-    mu2, s2 = moments_from_sums(n2, sum2, outer2)
+    mu1, s1 = moments_from_sums(n1, sum1, outer1, covariance)
+    mu2, s2 = moments_from_sums(n2, sum2, outer2, covariance)
     return frechet_distance(mu1, s1, mu2, s2)
 
 
-def frechet_distance_features(feats1: torch.Tensor, feats2: torch.Tensor) -> torch.Tensor:
+def frechet_distance_features(feats1: torch.Tensor, feats2: torch.Tensor, covariance: str = "unbiased") -> torch.Tensor:
     """Fréchet distance between two feature sets `[n1, d]` and `[n2, d]` (two-pass moments, float64)."""
     a, b = feats1.double(), feats2.double()
     if a.shape[0] < 2 or b.shape[0] < 2:
         raise ValueError(f"need at least 2 feature vectors per set, got {a.shape[0]} and {b.shape[0]}")
-    return frechet_distance(a.mean(0), torch.cov(a.T), b.mean(0), torch.cov(b.T))
+    ddof = covariance_ddof(covariance)
+    return frechet_distance(a.mean(0), torch.cov(a.T, correction=ddof), b.mean(0), torch.cov(b.T, correction=ddof))

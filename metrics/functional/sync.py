@@ -4,6 +4,9 @@ For one clip (25 fps video, 16 kHz audio):
 
 - frames: ``crop="wholeframe"`` is Wav2Lip's LRS scoring (evaluation/scores_LSE/SyncNetInstance_calc_scores.py):
   every frame, BGR (cv2.imread order), ``cv2.resize(frame, (224, 224))`` on uint8, then float 0-255;
+  ``crop="tracked"`` is syncnet_python's run_pipeline.py + run_syncnet.py: face tracks (data.faces.track), each
+  track's 224 px crops scored against the audio of the track's frames; the clip's value is its longest track's
+  (a talking-face clip holds one face), and a clip without a track is a counted failure;
 - audio: ``python_speech_features.mfcc`` with defaults of the int16 sample values (syncnet_python reads the
   wav with scipy, unscaled), transposed to (13, M), 100 columns per second;
 - ``min_length = min(T, N // 640)``; windows ``v = 0 .. min_length - 6`` (syncnet_python's
@@ -26,8 +29,10 @@ numbers for the same evaluator and batch size.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, cast
 
 import cv2
 import numpy as np
@@ -40,9 +45,32 @@ from data.clip import SAMPLE_RATE, SAMPLES_PER_FRAME
 from metrics.base import ClipScoreError
 
 if TYPE_CHECKING:
+    from data.faces.track import Detector, FaceTrack, TrackReport, TrackSettings
     from metrics.backbones.syncnet import SyncEvaluator
 
-CROP_MODES = ("wholeframe",)
+CROP_MODES = ("wholeframe", "tracked")
+#: network-name prefixes of SyncNets calibrated on a corpus, per crop. A tracked calibration's name must not
+#: start with the wholeframe prefix, so that `find_calibrated(fingerprint, "sync_eval_")` (every wholeframe
+#: calibration registered so far) never picks a tracked one, and the other way round.
+CALIBRATED_PREFIXES = {"wholeframe": "sync_eval_", "tracked": "tracked_sync_eval_"}
+#: `metrics.sync.track` keys (configs/metrics/default.yaml); `corpus` may be added at run time (see track_setup)
+TRACK_KEYS = (
+    "detector",
+    "upsample",
+    "landmarks",
+    "landmark_weights",
+    "min_track",
+    "num_failed_det",
+    "min_face_size",
+    "crop_scale",
+    "iou_threshold",
+    "scene_threshold",
+    "min_scene_len",
+    "corpus",
+)
+TRACK_DETECTORS = ("auto", "dlib", "s3fd", "landmarks")
+#: the weights-store name of syncnet_python's S3FD (`sfd_face.pth`); `detector: auto` uses S3FD when it is registered
+S3FD_WEIGHTS = "sfd_face"
 VSHIFT = 15  # syncnet_python --vshift default
 BATCH_SIZE = 20  # syncnet_python --batch_size default
 WINDOW_FRAMES = 5
@@ -66,6 +94,8 @@ class SyncResult:
     min_dist: float
     mdist: np.ndarray
     num_windows: int
+    #: crop="tracked": the face-track report (detector, scenes, tracks kept and dropped, per-track results)
+    track: dict[str, Any] | None = None
 
     @property
     def lse_d(self) -> float:
@@ -77,19 +107,22 @@ class SyncResult:
 
 
 def check_crop(crop: str) -> str:
-    """Validate a crop mode name; `tracked` is not available until talkbench has face tracking."""
+    """Validate a crop mode name (CROP_MODES)."""
     if crop in CROP_MODES:
         return crop
-    if crop == "tracked":
-        raise ValueError(
-            "crop='tracked' (syncnet_python run_pipeline.py face-track crops) comes with face tracking, which "
-            f"talkbench does not provide yet; valid crop modes: {', '.join(CROP_MODES)}"
-        )
     raise ValueError(f"unknown crop mode {crop!r}; valid crop modes: {', '.join(CROP_MODES)}")
 
 
+def calibrated_network_prefix(crop: str) -> str:
+    """The network-name prefix of SyncNets calibrated on `crop` (see CALIBRATED_PREFIXES)."""
+    return CALIBRATED_PREFIXES[check_crop(crop)]
+
+
 def syncnet_frames(video: np.ndarray, crop: str = "wholeframe") -> np.ndarray:
-    """uint8 RGB [T, H, W, 3] -> uint8 BGR [T, 224, 224, 3] as the reference reads them (resize on uint8)."""
+    """uint8 RGB [T, H, W, 3] -> uint8 BGR [T, 224, 224, 3] as the reference reads them (resize on uint8).
+
+    The frames of one picture sequence: with crop="tracked" pass a track's crops (already 224 px, which
+    run_syncnet.py reads as they are); the whole clip goes through `face_tracks_of` first."""
     check_crop(crop)
     if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
         raise ValueError(f"video must be uint8 [T, H, W, 3] RGB, got {video.dtype} {tuple(video.shape)}")
@@ -138,6 +171,137 @@ def offset_and_confidence(mdist: torch.Tensor, vshift: int) -> tuple[int, float,
     return offset, float(conf), float(minval)
 
 
+# -- face tracks (crop="tracked") ------------------------------------------------------------------------------
+
+
+def track_setup(track: Mapping[str, Any] | None) -> tuple[TrackSettings, str, dict[str, Any]]:
+    """(tracker settings, detector name, detector options) from a `metrics.sync.track` mapping (None: defaults).
+
+    detector: `auto` (S3FD when `sfd_face` is registered in the weights store, as run_pipeline.py; else dlib,
+    offline, which finds the synthetic corpus's drawn faces in most frames), `s3fd`, `dlib` (HOG, `upsample`: an
+    int, or `auto`: data.faces.track.dlib_detector(None)), `landmarks` (boxes from the landmark backend
+    `landmarks`, default `learned`, with `landmark_weights` or the regressor calibrated on `corpus`). `corpus` is
+    not a config key: a caller that knows the corpus being scored may add it for `landmarks: learned`.
+    """
+    from data.faces.track import TrackSettings
+
+    given = dict(track or {})
+    unknown = sorted(set(given) - set(TRACK_KEYS))
+    if unknown:
+        raise ValueError(f"unknown metrics.sync.track setting(s) {unknown}; valid: {', '.join(TRACK_KEYS)}")
+    detector = str(given.pop("detector", "auto"))
+    if detector not in TRACK_DETECTORS:
+        raise ValueError(f"unknown face detector {detector!r}; valid: {', '.join(TRACK_DETECTORS)}")
+    options: dict[str, Any] = {
+        k: given.pop(k) for k in ("upsample", "landmarks", "landmark_weights", "corpus") if k in given
+    }
+    if given.get("min_track") is not None:
+        given["min_track"] = int(given["min_track"])
+    settings = TrackSettings(**given)
+    if detector == "auto":
+        from metrics import weights as store
+
+        detector = "s3fd" if S3FD_WEIGHTS in store.list_weights() else "dlib"
+    return settings, detector, options
+
+
+S3FD_HOW_TO_GET = (
+    "Get sfd_face.pth with joonson/syncnet_python's download_model.sh and register it in the weights store as "
+    f"{S3FD_WEIGHTS!r}; or use metrics.sync.track.detector=dlib."
+)
+
+
+@lru_cache(maxsize=2)
+def _s3fd_detector(sha256: str) -> Detector:
+    # keyed by the file's hash: a re-registered file builds a new network
+    from data.faces.s3fd import S3FDDetector
+    from metrics import weights as store
+
+    blob, _ = store.load(S3FD_WEIGHTS, S3FD_HOW_TO_GET)
+    state = blob.get("state_dict", blob) if isinstance(blob, dict) else blob
+    return S3FDDetector(state)
+
+
+@lru_cache(maxsize=4)
+def _dlib_detector(upsample: int | None) -> Detector:
+    from data.faces.track import dlib_detector
+
+    return dlib_detector(upsample)
+
+
+def build_track_detector(name: str, options: Mapping[str, Any]) -> tuple[Detector, str]:
+    """The detector `name` (track_setup's) and the label results record for it."""
+    from data.faces.track import landmark_detector
+
+    if name == "s3fd":
+        from metrics import weights as store
+
+        entry = store.resolve(S3FD_WEIGHTS, S3FD_HOW_TO_GET)[1]
+        return _s3fd_detector(entry.sha256), f"s3fd({entry.name}, sha256 {entry.sha256[:12]})"
+    if name == "dlib":
+        given = options.get("upsample", "auto")
+        upsample = None if given in (None, "auto") else int(given)
+        return _dlib_detector(upsample), f"dlib_hog(upsample={'auto' if upsample is None else upsample})"
+    from metrics.backbones.landmarks import build_backend
+
+    backend_name = str(options.get("landmarks") or "learned")
+    kwargs: dict[str, Any] = {}
+    if options.get("landmark_weights"):
+        kwargs["weights"] = str(options["landmark_weights"])
+    backend = build_backend(backend_name, corpus=options.get("corpus"), **kwargs)
+    label = f"landmarks:{backend.name}" + (f"({backend.info['weights']})" if backend.info.get("weights") else "")
+    return landmark_detector(backend.estimate), label
+
+
+def face_tracks_of(video: np.ndarray, track: Mapping[str, Any] | None) -> tuple[list[FaceTrack], TrackReport]:
+    """data.faces.track.face_tracks of one clip under `metrics.sync.track` settings."""
+    from data.faces.track import face_tracks
+
+    settings, name, options = track_setup(track)
+    detector, label = build_track_detector(name, options)
+    return face_tracks(video, detector, settings, detector_name=label)
+
+
+def track_audio(audio: np.ndarray, first: int, last: int) -> np.ndarray:
+    """The samples of frames first..last (run_pipeline.py cuts the wav from first / 25 s to (last + 1) / 25 s)."""
+    return np.asarray(audio)[first * SAMPLES_PER_FRAME : (last + 1) * SAMPLES_PER_FRAME]
+
+
+def longest_track(tracks: list[FaceTrack], report: TrackReport) -> FaceTrack:
+    """The track a clip is scored by: the longest (the first of equals); ClipScoreError saying why when none."""
+    if not tracks:
+        why = "; ".join(d["reason"] for d in report.dropped[:3]) or "no face detected in any frame"
+        raise ClipScoreError(
+            f"no face track ({report.detector}, faces in {report.frames_with_face}/{report.frames} frames): {why}"
+        )
+    return max(tracks, key=lambda t: (t.num_frames, -t.first))
+
+
+def _scored_tracks(score: Any, video: np.ndarray, audio: np.ndarray, track: Mapping[str, Any] | None) -> SyncResult:
+    """Every track scored by `score(crops, audio segment)`, as run_syncnet.py does; the longest one's result."""
+    if audio is None or np.asarray(audio).ndim != 1:
+        raise ClipScoreError("SyncNet scores need the clip's mono audio")
+    tracks, report = face_tracks_of(video, track)
+    chosen = longest_track(tracks, report)
+    per_track = []
+    result: SyncResult | None = None
+    for t in tracks:
+        entry: dict[str, Any] = {"first": t.first, "last": t.last, "detections": t.detections}
+        try:
+            res = score(t.crops, track_audio(audio, t.first, t.last))
+            entry.update(offset=res.offset, conf=res.conf, min_dist=res.min_dist)
+            if t is chosen:
+                result = res
+        except ClipScoreError as err:
+            entry["error"] = str(err)
+            if t is chosen:
+                raise ClipScoreError(f"longest face track (frames {t.first}-{t.last}): {err}") from None
+        per_track.append(entry)
+    assert result is not None
+    info = {**report.to_dict(), "scored": {"first": chosen.first, "last": chosen.last}, "per_track": per_track}
+    return SyncResult(result.offset, result.conf, result.min_dist, result.mdist, result.num_windows, info)
+
+
 # -- reference transcription ---------------------------------------------------------------------------------
 
 
@@ -160,10 +324,17 @@ def sync_scores_reference(
     crop: str = "wholeframe",
     vshift: int = VSHIFT,
     batch_size: int = BATCH_SIZE,
+    track: Mapping[str, Any] | None = None,
 ) -> SyncResult:
     """The syncnet_python loops as written: a (1, 3, T, 224, 224) float tensor, windows sliced and
     concatenated per batch, one `calc_pdist` call per video window. Baseline for parity and `bench perf`."""
-    check_crop(crop)
+    if check_crop(crop) == "tracked":
+        return _scored_tracks(
+            lambda v, a: sync_scores_reference(evaluator, v, a, vshift=vshift, batch_size=batch_size),
+            video,
+            audio,
+            track,
+        )
     n_win = _checked_windows(video, audio)
     evaluator.eval()
     device = _device_of(evaluator)
@@ -267,14 +438,21 @@ def sync_scores(
     crop: str = "wholeframe",
     vshift: int = VSHIFT,
     batch_size: int = BATCH_SIZE,
+    track: Mapping[str, Any] | None = None,
 ) -> SyncResult:
     """AV offset, confidence (LSE-C) and min distance (LSE-D) of one clip.
 
     evaluator: a SyncNet with the `metrics.backbones.syncnet` interface (put in eval mode here);
-    video: uint8 RGB [T, H, W, 3] at 25 fps; audio: float32 [N] at 16 kHz in [-1, 1].
-    Raises ClipScoreError when the clip has fewer than 6 frames of video or audio (no window).
+    video: uint8 RGB [T, H, W, 3] at 25 fps; audio: float32 [N] at 16 kHz in [-1, 1]; crop: CROP_MODES;
+    track: the tracked crop's settings (`metrics.sync.track`, see `track_setup`; None: defaults), unused by
+    wholeframe. Raises ClipScoreError when the clip (tracked: its longest face track) has fewer than 6 frames
+    of video or audio (no window), or, tracked, when no face track is found; the result's `track` then
+    holds the tracking report.
     """
-    check_crop(crop)
+    if check_crop(crop) == "tracked":
+        return _scored_tracks(
+            lambda v, a: sync_scores(evaluator, v, a, vshift=vshift, batch_size=batch_size), video, audio, track
+        )
     n_win = _checked_windows(video, audio)
     evaluator.eval()
     frames = syncnet_frames(video[: n_win + WINDOW_FRAMES - 1], crop)

@@ -18,7 +18,7 @@ from benchmark.results import MetricResult, Protocol, Results, RunInfo, load_res
 from benchmark.tables import leaderboard_frame, to_markdown
 from benchmark.tables.intervals import BootstrapSettings
 from benchmark.tables.model import Table
-from benchmark.tables.set_intervals import FeatureSets, frechet_replicates, trace_sqrt_small
+from benchmark.tables.set_intervals import FeatureSets, covariance_ddof, frechet_replicates, trace_sqrt_small
 from metrics.base import ClipFeatures, SetMetric
 
 TARGET = "metrics.fvd:FrechetVideoDistance"
@@ -32,16 +32,17 @@ class _Frechet(SetMetric):
     outputs = ("fvd_16f",)
     mode = "16f"
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, covariance: str = "unbiased") -> None:
         self.feature_dim = dim
+        self.covariance = covariance
         super().__init__(allow_low_n=True)
 
     def clip_features_batch(self, videos: Sequence[np.ndarray]) -> list[torch.Tensor]:
         raise AssertionError("features are given, never extracted here")
 
 
-def metric_value(fake: Sequence[np.ndarray], real: Sequence[np.ndarray]) -> float:
-    metric = _Frechet(fake[0].shape[1])
+def metric_value(fake: Sequence[np.ndarray], real: Sequence[np.ndarray], covariance: str = "unbiased") -> float:
+    metric = _Frechet(fake[0].shape[1], covariance)
     metric.update([ClipFeatures(i, f"c{i}", torch.from_numpy(f)) for i, f in enumerate(fake)])
     metric.update([ClipFeatures(i, f"c{i}", torch.from_numpy(f), real=True) for i, f in enumerate(real)])
     return float(metric.compute()["fvd_16f"])
@@ -59,14 +60,15 @@ def write_run(
     real: Sequence[np.ndarray] | None = None,
     shuffle: int | None = None,
     value: float | None = None,
+    output: str = "fvd_16f",
 ) -> Path:
     """A run folder as scoring leaves it: one .npy per clip, samples.jsonl rows naming them, results.json. The GT
     row (``real`` None) holds the real clips' features and no set-metric value; a model row's value comes from the
-    metric's own code path against ``real``."""
+    metric's own code path against ``real`` (with ``output``'s covariance convention)."""
     run_dir = root / "lrw" / name
     rows = []
     for i, feats in enumerate(features):
-        file = f"{FOLDER}/{clip_id(i).replace('/', '__')}.npy"
+        file = f"{FOLDER.replace('fvd_16f', output)}/{clip_id(i).replace('/', '__')}.npy"
         (run_dir / file).parent.mkdir(parents=True, exist_ok=True)
         np.save(run_dir / file, feats.astype(np.float32))
         rows.append(
@@ -89,8 +91,9 @@ def write_run(
     metrics = {"lse_d": MetricResult(float(np.mean([f.mean() for f in features])), n, 0, "lower")}
     if real is not None:
         stored = [f.astype(np.float32) for f in features]
-        recorded = metric_value(stored, [r.astype(np.float32) for r in real]) if value is None else value
-        metrics["fvd_16f"] = MetricResult(recorded, n, 0, "lower", "16f")
+        covariance = "biased" if covariance_ddof(output) == 0 else "unbiased"
+        recorded = metric_value(stored, [r.astype(np.float32) for r in real], covariance) if value is None else value
+        metrics[output] = MetricResult(recorded, n, 0, "lower", "16f")
     Results(run, Protocol("p", "abc123def456", "lrw", "test", n, {}), {}, metrics).save(run_dir / "results.json")
     return run_dir / "results.json"
 
@@ -127,6 +130,44 @@ def test_all_ones_weights_give_the_metric_value(n: int, frames: int, dim: int) -
     tolerance = 1e-9 * abs(expected) if n * frames > dim else 1e-7 * scale
     assert abs(ours - expected) <= tolerance
     assert FeatureSets(fake, real).pair.small == (n * frames < dim)
+
+
+@pytest.mark.parametrize(("n", "frames", "dim"), [(40, 3, 8), (12, 2, 64)])
+def test_a_biased_metric_gets_its_value_back_with_unit_weights(n: int, frames: int, dim: int) -> None:
+    """StyleGAN-V's fvd2048_16f divides by n: the table resamples it so (its class says so), and every clip once
+    is its recorded value, which the unbiased formula would miss by about the trace part / n."""
+    assert covariance_ddof("fvd2048_16f") == 0
+    assert covariance_ddof("fvd_16f") == covariance_ddof("fvd_videogpt") == covariance_ddof("fid_pytorchfid") == 1
+    assert covariance_ddof("not_a_metric") == 1
+    rng = np.random.default_rng(10)
+    real = [f.astype(np.float32) for f in clips(rng, n, frames, dim)]
+    fake = [f.astype(np.float32) for f in noisy(real, rng, 0.5, 0.3)]
+    expected = metric_value(fake, real, "biased")
+    ours, scale = FeatureSets(fake, real, ddof=0).all_ones()
+    tolerance = 1e-9 * abs(expected) if n * frames > dim else 1e-7 * scale
+    assert abs(ours - expected) <= tolerance
+    unbiased, _ = FeatureSets(fake, real).all_ones()
+    assert abs(unbiased - expected) > 1e3 * tolerance
+    ones = np.ones((1, n))
+    assert frechet_replicates(fake, real, ones, ones, ddof=0)[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_biased_metric_column_gets_intervals(tmp_path: Path) -> None:
+    rng = np.random.default_rng(12)
+    real = clips(rng, 40, 2, 6)
+    gt = write_run(tmp_path, "GT-abc123de", real, output="fvd2048_16f")
+    model = write_run(tmp_path, "m", noisy(real, rng, 0.5), real=real, output="fvd2048_16f")
+    table = table_of([gt, model])
+    index = by_name(table)["m"]
+    assert table.intervals is not None and not any("not the recorded" in n for n in table.notes), table.notes
+    assert table.intervals.half_width(index, "fvd2048_16f") is not None
+    # a value the unbiased formula gave is not what these features give under the column's convention
+    fake = noisy(real, rng, 0.5)
+    wrong = metric_value([f.astype(np.float32) for f in fake], [r.astype(np.float32) for r in real], "unbiased")
+    gt = write_run(tmp_path / "b", "GT-abc123de", real, output="fvd2048_16f")
+    table = table_of([gt, write_run(tmp_path / "b", "m", fake, real=real, output="fvd2048_16f", value=wrong)])
+    assert table.intervals is not None and table.intervals.half_width(by_name(table)["m"], "fvd2048_16f") is None
+    assert any("not the recorded" in n for n in table.notes)
 
 
 @pytest.mark.parametrize(("rows1", "rows2", "dim"), [(30, 45, 200), (300, 260, 20)])

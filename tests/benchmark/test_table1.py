@@ -67,12 +67,16 @@ def test_table1_writes_tables_and_reuses_finished_rows(tmp_path, capsys):
 
 
 def test_scoring_the_gt_videos_with_evaluate_gives_the_gt_row(tmp_path):
-    """`bench evaluate --videos` on the corpus's own files (flv in the CREMA-D layout) reproduces the GT row."""
+    """`bench evaluate --videos` on the corpus's own files (flv in the CREMA-D layout) reproduces the GT row.
+
+    SyncNet hears the corpus clip's audio here (`audio: reference`): CREMA-D's clips take their audio from
+    AudioWAV/*.wav, while each flv carries its own lossy MP3 copy, which `audio: file` would score instead."""
     from benchmark import runner
     from benchmark.results import find_results
 
     runs = tmp_path / "runs"
-    overrides = small_overrides(runs, expert=False, **{"metrics.names": "[ofm,fmse,av_offset,av_conf,lse_d]"})
+    names = {"metrics.names": "[ofm,fmse,av_offset,av_conf,lse_d]", "metrics.sync.audio": "reference"}
+    overrides = small_overrides(runs, expert=False, **names)
     corpus = runner.build_corpus(compose(None, "synthetic", None, overrides))
     corpus.ensure()
     folder = corpus.root / "VideoFlash"

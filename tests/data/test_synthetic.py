@@ -310,7 +310,7 @@ def small_cfg():
     return SyntheticConfig(n_clips=6, n_speakers=3, val_speakers=1, test_speakers=1, size=96, seed=9)
 
 
-@pytest.mark.parametrize("layout", ["lrw", "crema", "voxceleb2"])
+@pytest.mark.parametrize("layout", ["lrw", "crema", "voxceleb2", "lrs2", "lrs3"])
 def test_written_corpus_round_trips(layout, small_cfg, tmp_path):
     from data.layouts import get_layout
 
@@ -334,6 +334,12 @@ def test_written_corpus_round_trips(layout, small_cfg, tmp_path):
             assert parts[0] == "VideoFlash" and video.suffix == ".flv" and actor == str(1001 + cs.speaker)
             assert len(sent) == 3 and len(emo) == 3 and len(lvl) == 2
             assert entry["audio"] == f"AudioWAV/{video.stem}.wav"
+        elif layout == "lrs2":
+            assert parts[0] == "main" and parts[1].isdigit() and video.stem.isdigit() and len(video.stem) == 5
+            assert video.with_suffix(".txt").read_text().startswith("Text:  ")
+        elif layout == "lrs3":
+            assert parts[0] == ("test" if cs.split == "test" else "trainval") and len(parts[1]) == 11
+            assert video.with_suffix(".txt").read_text().startswith("Text:  ")
         else:
             assert parts[0] == ("test" if cs.split == "test" else "dev") and parts[1] == "mp4"
             assert parts[2] == f"id{12 + cs.speaker:05d}" and len(parts[3]) == 11

@@ -107,7 +107,9 @@ def test_odd_rates_and_sizes_are_resampled_and_noted(generated, tmp_path):
     }
     assert rows[a.stem]["values"] and not rows[a.stem]["failed"]
     assert rows[b.stem]["values"] and not rows[b.stem]["failed"]
-    assert rows[b.stem]["resized_from"] == [48, 48]
+    # frames reach the metrics at the file's own size (each resizes once); the record says what the file was
+    assert rows[b.stem]["original"] == {"size": [48, 48], "fps": 25.0}
+    assert rows[a.stem]["original"]["fps"] == 30.0
     assert all(f"{c.name}: a symbolic link that leads to no file" in r for r in rows[c.stem]["failed"].values())
 
 

@@ -140,7 +140,7 @@ def protocol_for(cfg: DictConfig, corpus: LayoutCorpus, n_clips: int, metrics: M
     """The frozen evaluation settings: corpus, split, clip selection, every metric's settings and the sha256 of
     every network that produced a value. Rows are ranked together only when this hash matches."""
     names = list(cfg.metrics.names)
-    sections = sorted({m.config_section for m in metrics.values() if m.config_section})
+    sections = {m.config_section: type(m) for m in metrics.values() if m.config_section}
     settings = {
         "corpus": corpus.fingerprint(),
         "split": "test",
@@ -152,7 +152,10 @@ def protocol_for(cfg: DictConfig, corpus: LayoutCorpus, n_clips: int, metrics: M
         "pose_prior": cfg.run.pose_prior,
         **pairs_setting(cfg, corpus),
         "metrics": names,
-        **{sec: {k: v for k, v in _container(cfg.metrics[sec]).items() if k != "evaluator"} for sec in sections},
+        **{
+            sec: cls.protocol_settings({k: v for k, v in _container(cfg.metrics[sec]).items() if k != "evaluator"})
+            for sec, cls in sorted(sections.items())
+        },
         # the weights' content digest where known: the same evaluator has one identity on every machine
         "evaluator_sha256": {
             k: v.get("content_sha256") or v.get("sha256") for k, v in sorted(metric_evaluators(metrics).items())

@@ -150,6 +150,12 @@ class ClipMetric(Metric, abc.ABC):
         first."""
         return None
 
+    @classmethod
+    def protocol_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """The part of its config section that decides this metric's values, as the protocol hash records it: all of
+        it, unless a setting only matters under another (SyncNet's tracker settings under `crop: tracked`)."""
+        return settings
+
     def reset(self) -> None:
         super().reset()
         self.failures = []
@@ -247,6 +253,11 @@ class SetMetric(Metric, abc.ABC):
     def calibration_needed(cls, settings: dict[str, Any], corpus: LayoutCorpus) -> str | list[str] | None:
         """As ClipMetric.calibration_needed: FID/FVD backbones are official or seeded random, never calibrated."""
         return None
+
+    @classmethod
+    def protocol_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """As ClipMetric.protocol_settings: the whole config section."""
+        return settings
 
     def check_clip(self, video: np.ndarray) -> None:
         """Raise ClipScoreError when `video` (uint8 [T, H, W, 3]) cannot contribute features."""

@@ -198,6 +198,14 @@ class SyncNetScores(ClipMetric):
             return CALIBRATION
         return None
 
+    @classmethod
+    def protocol_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """The `sync` section without its `track` block unless the crop is tracked: a whole-frame protocol's hash
+        (and its GT row) must not change with tracker settings it never reads."""
+        if settings.get("crop", "wholeframe") == "tracked":
+            return settings
+        return {k: v for k, v in settings.items() if k != "track"}
+
     def train(self, mode: bool = True) -> SyncNetScores:
         # Lightning toggles train/eval on every module it owns; the evaluator's BatchNorm must stay frozen
         super().train(mode)

@@ -217,3 +217,13 @@ def test_auto_detector_is_s3fd_once_its_weights_are_registered(tmp_path, monkeyp
     assert label.startswith("s3fd(sfd_face, sha256 ")
     found = detector(clips[0].video[:2])
     assert len(found) == 2 and all(f.shape[1:] == (4,) for f in found)
+
+
+def test_tracker_settings_enter_the_protocol_only_under_a_tracked_crop():
+    """A whole-frame protocol never reads `sync.track`: its hash (and its GT row) must not move with it."""
+    from metrics.sync import SyncNetScores
+
+    section = {"crop": "wholeframe", "vshift": 15, "mode": "paper", "track": {"min_track": None, "crop_scale": 0.4}}
+    assert SyncNetScores.protocol_settings(section) == {"crop": "wholeframe", "vshift": 15, "mode": "paper"}
+    tracked = {**section, "crop": "tracked"}
+    assert SyncNetScores.protocol_settings(tracked) == tracked

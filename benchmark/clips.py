@@ -3,6 +3,7 @@ protocol, data/pairs.py) one clip per pair; and what of that choice enters the p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from omegaconf import DictConfig
@@ -42,7 +43,13 @@ def test_clips(cfg: DictConfig, corpus: LayoutCorpus) -> list[Clip]:
     return clips[: cfg.run.limit or None]
 
 
-def pairs_setting(cfg: DictConfig, corpus: LayoutCorpus) -> dict[str, Any]:
-    # only under a pair list: the hash of every protocol without one stays what it was
-    pairs = pair_list(cfg, corpus)
-    return {} if pairs is None else {"pairs": {"sha256": pairs.sha256, "n": len(pairs.pairs)}}
+def pairs_setting(clips: Sequence[Clip]) -> dict[str, Any]:
+    """What of a pair list the protocol hash records, read from the clips it made (each carries the list's sha256
+    and length): nothing without one, so the hash of every protocol without a list stays what it was."""
+    made = {(p["list"], p["lines"]) for c in clips if (p := (c.truth or {}).get("pair"))}
+    if not made:
+        return {}
+    if len(made) > 1:
+        raise ValueError(f"test clips made by {len(made)} different pair lists cannot form one protocol")
+    sha256, lines = made.pop()
+    return {"pairs": {"sha256": sha256, "n": lines}}

@@ -322,7 +322,7 @@ def generate_video(
     windows = module.face_audio_windows(wav, num_frames)
     writer = VideoWriter(out, reader.width, reader.height, audio)
     no_face: list[int] = []
-    try:
+    with writer:
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task("generating", total=num_frames)
             for idx, frames in _output_chunks(reader, n_src, num_frames, chunk_frames):
@@ -335,10 +335,6 @@ def generate_video(
                 no_face.extend(idx[~ok].tolist())
                 writer.write(frames)
                 bar.advance(task, len(idx))
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close()
     return GenerateReport(
         out=str(out),
         frames=num_frames,

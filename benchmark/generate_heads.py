@@ -211,7 +211,7 @@ def generate_head_video(
     latency: StreamLatency | None = None
     writer = VideoWriter(out, width, height, audio)
     written = 0
-    try:
+    with writer:
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task("generating", total=num_frames)
             g0 = time.perf_counter()
@@ -246,10 +246,6 @@ def generate_head_video(
                 )
         if written != num_frames:
             raise RuntimeError(f"{type(module).__name__} made {written} frames for {num_frames} frames of audio")
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close()
     return GenerateReport(
         out=str(out),
         frames=num_frames,

@@ -144,6 +144,16 @@ class VideoWriter:
         except BrokenPipeError:
             self.close(ok=False)
 
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        # an interrupted generation (an error, Ctrl-C) leaves no half-written output; a finished one is renamed in
+        if kind is not None:
+            self.abort()
+        else:
+            self.close()
+
     def abort(self) -> None:
         self.proc.kill()
         self.proc.wait()

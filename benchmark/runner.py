@@ -113,7 +113,7 @@ def health_for_config(cfg: DictConfig, score_gt: bool = False, log: Callable[[st
     clips = scoring.test_clips(cfg, corpus)
     # the evaluators run where the run scores (a GPU node's SyncNet for the shifted clips)
     metrics = scoring.build_metrics(cfg, list(cfg.metrics.names), corpus, run_device(cfg))
-    protocol = scoring.protocol_for(cfg, corpus, len(clips), metrics)
+    protocol = scoring.protocol_for(cfg, corpus, clips, metrics)
     if score_gt:
         scoring.ensure_gt_row(cfg, clips, metrics, protocol, tag="health")
     return ensure_health(cfg, corpus, [real_counterpart(c) for c in clips], protocol, metrics, log)

@@ -136,7 +136,7 @@ def metric_evaluators(metrics: Metrics) -> dict[str, dict[str, Any]]:
     return out
 
 
-def protocol_for(cfg: DictConfig, corpus: LayoutCorpus, n_clips: int, metrics: Metrics) -> Protocol:
+def protocol_for(cfg: DictConfig, corpus: LayoutCorpus, clips: Sequence[Clip], metrics: Metrics) -> Protocol:
     """The frozen evaluation settings: corpus, split, clip selection, every metric's settings and the sha256 of
     every network that produced a value. Rows are ranked together only when this hash matches."""
     names = list(cfg.metrics.names)
@@ -150,7 +150,7 @@ def protocol_for(cfg: DictConfig, corpus: LayoutCorpus, n_clips: int, metrics: M
         "limit": cfg.run.limit,
         "identity_frame": cfg.run.identity_frame,
         "pose_prior": cfg.run.pose_prior,
-        **pairs_setting(cfg, corpus),
+        **pairs_setting(clips),
         "metrics": names,
         **{
             sec: cls.protocol_settings({k: v for k, v in _container(cfg.metrics[sec]).items() if k != "evaluator"})
@@ -166,7 +166,7 @@ def protocol_for(cfg: DictConfig, corpus: LayoutCorpus, n_clips: int, metrics: M
         hash=protocol_hash(settings),
         dataset=corpus.name,
         split="test",
-        n_clips=n_clips,
+        n_clips=len(clips),
         settings=settings,
     )
 
@@ -531,7 +531,7 @@ def evaluate_videos(
     group = group or EvalGroup()
     names = list(cfg.metrics.names)
     metrics = build_metrics(cfg, names, corpus, device)
-    protocol = protocol_for(cfg, corpus, len(clips), metrics)
+    protocol = protocol_for(cfg, corpus, clips, metrics)
     ensure_gt_row(cfg, clips, metrics, protocol, group)
 
     def fetch(i: int, clip: Clip) -> Decoded:

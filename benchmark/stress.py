@@ -101,7 +101,7 @@ def stress(
     scoring.prepare_evaluators(cfg, corpus)
     metric_names = list(cfg.metrics.names)
     metrics = scoring.build_metrics(cfg, metric_names, corpus, device)
-    protocol = scoring.protocol_for(cfg, corpus, len(clips), metrics)
+    protocol = scoring.protocol_for(cfg, corpus, clips, metrics)
     folder = stress_dir(cfg, protocol)
     with run_lock(folder):
         clean, clean_rows = clean_gt(cfg, clips, metrics, protocol)

@@ -56,7 +56,8 @@ class Decoded:
     def read(cls, path: Path) -> Decoded:
         from data.io import probe, read_video
 
-        return cls(read_video(path), Path(path), probe(path).fps or None)
+        info = probe(path)  # once: its frame rate is recorded, and the decoder needs its frame size
+        return cls(read_video(path, info=info), Path(path), info.fps or None)
 
 
 def frames_note(fake: np.ndarray, clip: Clip, fetched: Decoded | None) -> dict[str, Any]:

@@ -111,9 +111,12 @@ def probe(path: str | os.PathLike) -> MediaInfo:
     )
 
 
-def read_video(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode all frames as uint8 [T, H, W, 3] RGB at 25 fps; `size` = (width, height) resizes on decode."""
-    info = probe(path)
+def read_video(
+    path: str | os.PathLike, size: tuple[int, int] | None = None, info: MediaInfo | None = None
+) -> np.ndarray:
+    """Decode all frames as uint8 [T, H, W, 3] RGB at 25 fps; `size` = (width, height) resizes on decode; `info`:
+    the file's `probe`, when the caller has it already."""
+    info = info if info is not None else probe(path)
     if not info.has_video:
         raise MediaError(path, "has no video stream")
     w, h = size if size else (info.width, info.height)

@@ -143,7 +143,13 @@ def paired_clips(clips: Sequence[Clip], pairs: PairList) -> tuple[list[Clip], li
                 split=video.split,
                 landmarks=video.landmarks[:t] if video.landmarks is not None else None,
                 truth={
-                    "pair": {"line": line, "audio": source.clip_id, "video": video.clip_id, "list": pairs.sha256},
+                    "pair": {
+                        "line": line,
+                        "audio": source.clip_id,
+                        "video": video.clip_id,
+                        "list": pairs.sha256,
+                        "lines": len(pairs.pairs),
+                    },
                     "own_audio": video.audio[: t * SAMPLES_PER_FRAME],
                 },
             )

@@ -175,7 +175,7 @@ def gt_health(tmp_path_factory):
     corpus.ensure()
     clips = scoring.test_clips(cfg, corpus)
     metrics = {"metrics.lipsync_lm:LandmarkLipSync": LandmarkLipSync(backend=_TruthLandmarks())}
-    protocol = scoring.protocol_for(cfg, corpus, len(clips), metrics)  # type: ignore[arg-type]
+    protocol = scoring.protocol_for(cfg, corpus, clips, metrics)  # type: ignore[arg-type]
     folder = gt_dir(cfg, protocol)
     scoring._score_row(
         cfg,

@@ -60,6 +60,7 @@ def test_pairs_become_clips_named_by_line_driven_by_the_other_clip():
         "audio": "main/222/00001",
         "video": "main/111/00001",
         "list": pairs.sha256,
+        "lines": 3,
     }
     assert notes == ["1 of 3 pairs left out: the video is shorter than the audio"]
     real = real_counterpart(first)

@@ -39,3 +39,26 @@ def rehearsal_threads(request):
 def small_corpus_cfg() -> dict:
     """A corpus big enough for the end-to-end loop, small enough to write in seconds."""
     return {"seed": 3, "n_speakers": 4, "n_clips": 24, "size": 96, "min_seconds": 1.2, "max_seconds": 1.8}
+
+
+class ClipsCorpus:
+    """A corpus made of the given clips (what calibration reads of one): the first `n_train` clips are its train
+    split, the rest every other split; `tag` keeps the fingerprints of different tests apart."""
+
+    name = "synthetic"
+    root = "nowhere"
+
+    def __init__(self, clips, n_train: int, tag: str):
+        self._clips, self._n_train, self._tag = clips, n_train, tag
+
+    def clips(self, split):
+        return self._clips[: self._n_train] if split == "train" else self._clips[self._n_train :]
+
+    def fingerprint(self):
+        return {"dataset": "synthetic", "clips": self._tag}
+
+
+@pytest.fixture
+def clips_corpus():
+    """`clips_corpus(clips, n_train, tag)`: a ClipsCorpus."""
+    return ClipsCorpus

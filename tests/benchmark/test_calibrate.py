@@ -64,21 +64,7 @@ def test_unknown_calibration_suggests(capsys):
     assert "Did you mean 'sync'" in capsys.readouterr().err
 
 
-class _ClipsCorpus:
-    name = "synthetic"
-    root = "nowhere"
-
-    def __init__(self, clips):
-        self._clips = clips
-
-    def clips(self, split):
-        return self._clips[:3] if split == "train" else self._clips[3:]
-
-    def fingerprint(self):
-        return {"dataset": "synthetic", "clips": "test-budget"}
-
-
-def test_sync_budget_excludes_decoding_and_too_few_steps_are_reported(tmp_path, monkeypatch, capsys):
+def test_sync_budget_excludes_decoding_and_too_few_steps_are_reported(tmp_path, monkeypatch, capsys, clips_corpus):
     """The time budget covers the training loop only: decoding slower than the whole budget still leaves the
     steps. A calibration that stops below min_steps says so; it is still registered, named and hashed."""
     from data.synthetic.generator import SyntheticConfig, make_corpus_spec, render_clip
@@ -86,7 +72,7 @@ def test_sync_budget_excludes_decoding_and_too_few_steps_are_reported(tmp_path, 
 
     monkeypatch.setenv("TALKBENCH_HOME", str(tmp_path))
     spec = make_corpus_spec(SyntheticConfig(seed=1, n_speakers=4, n_clips=4, size=96, min_seconds=1.0, max_seconds=1.0))
-    corpus = _ClipsCorpus([render_clip(spec, i) for i in range(4)])
+    corpus = clips_corpus([render_clip(spec, i) for i in range(4)], 3, "test-budget")
     decode = sync_calibration._prepare_train
 
     def prepare_slowly(model, clip):
@@ -105,23 +91,23 @@ def test_sync_budget_excludes_decoding_and_too_few_steps_are_reported(tmp_path, 
     assert "got 0 steps" in capsys.readouterr().err and entry.name.startswith("sync_eval_small-synthetic-")
 
 
-def test_landmark_calibration_takes_a_step_count_from_the_config(tmp_path, monkeypatch):
+def test_landmark_calibration_takes_a_step_count_from_the_config(tmp_path, monkeypatch, clips_corpus):
     from data.synthetic.generator import SyntheticConfig, make_corpus_spec, render_clip
 
     monkeypatch.setenv("TALKBENCH_HOME", str(tmp_path))
     spec = make_corpus_spec(SyntheticConfig(seed=2, n_speakers=4, n_clips=4, size=96, min_seconds=1.0, max_seconds=1.0))
-    corpus = _ClipsCorpus([render_clip(spec, i) for i in range(4)])
+    corpus = clips_corpus([render_clip(spec, i) for i in range(4)], 3, "test-budget")
     overrides = ["metrics.landmarks.max_steps=3", "metrics.landmarks.batch_size=4", "run.progress=false"]
     entry = calibrate.calibrate_landmarks_corpus(compose(None, "synthetic", None, overrides), corpus)
     assert entry.meta["report"]["steps"] == 3 and entry.name.startswith("landmark_regressor-synthetic-")
 
 
-def test_lipreader_calibration_is_registered_under_its_network_and_corpus(tmp_path, monkeypatch):
+def test_lipreader_calibration_is_registered_under_its_network_and_corpus(tmp_path, monkeypatch, clips_corpus):
     from data.synthetic.generator import SyntheticConfig, make_corpus_spec, render_clip
 
     monkeypatch.setenv("TALKBENCH_HOME", str(tmp_path))
     spec = make_corpus_spec(SyntheticConfig(seed=3, n_speakers=4, n_clips=4, size=96, min_seconds=1.0, max_seconds=1.0))
-    corpus = _ClipsCorpus([render_clip(spec, i) for i in range(4)])
+    corpus = clips_corpus([render_clip(spec, i) for i in range(4)], 3, "test-budget")
     steps = ["max_steps=2", "min_steps=1", "eval_every=1"]
     overrides = [f"metrics.lipreader.calibrate.{s}" for s in steps] + ["run.progress=false"]
     entry = calibrate.calibrate_lipreader_corpus(compose(None, "synthetic", None, overrides), corpus)

@@ -102,21 +102,7 @@ def test_metric_counts_faceless_clips(clips):
     assert int(metric.n_failed) == 1 and metric.failures[0][0] == "none"
 
 
-class _ClipsCorpus:
-    name = "synthetic"
-    root = "nowhere"
-
-    def __init__(self, clips):
-        self._clips = clips
-
-    def clips(self, split):
-        return self._clips[:4] if split == "train" else self._clips[4:]
-
-    def fingerprint(self):
-        return {"dataset": "synthetic", "clips": "test-tracked"}
-
-
-def test_a_calibration_is_registered_for_its_crop(tmp_path, monkeypatch, clips):
+def test_a_calibration_is_registered_for_its_crop(tmp_path, monkeypatch, clips, clips_corpus):
     """A tracked calibration trains on face-track crops and is never found by a wholeframe lookup (whose prefix
     every existing calibration uses), nor the other way round."""
     from benchmark import calibrate
@@ -124,7 +110,7 @@ def test_a_calibration_is_registered_for_its_crop(tmp_path, monkeypatch, clips):
     from metrics import weights as store
 
     monkeypatch.setenv("TALKBENCH_HOME", str(tmp_path))
-    corpus = _ClipsCorpus(clips)
+    corpus = clips_corpus(clips, 4, "test-tracked")
     base = ["metrics.calibrate.max_steps=1", "run.progress=false"]
     tracked = calibrate.calibrate_corpus(compose(None, "synthetic", None, [*base, "metrics.sync.crop=tracked"]), corpus)
     assert tracked.network == "tracked_sync_eval_small" and tracked.meta["crop"] == "tracked"

@@ -35,10 +35,13 @@ PRECISIONS = ("fp32", "bf16")
 
 
 def generation_stamp(cfg: DictConfig, ckpt: dict[str, Any]) -> dict[str, Any]:
-    """What the generated clips depend on: the weights (sha256 or the initialising config), seed, conditioning."""
+    """What the generated clips depend on: the weights (sha256 or the initialising config), the model's settings
+    (its sampler and steps among them: the same weights sampled another way are other clips), seed, conditioning."""
+    settings = config_hash(cfg, ("model",))
     return {
         "model": cfg.model.name,
-        "weights": ckpt.get("sha256") or config_hash(cfg, ("model",)),
+        "weights": ckpt.get("sha256") or settings,
+        "settings": settings,
         "source": ckpt.get("source"),
         "seed": int(cfg.run.seed),
         "identity_frame": cfg.run.identity_frame,

@@ -31,7 +31,7 @@ from benchmark.distributed import log, run_lock
 from data.corpus import LayoutCorpus
 from metrics.safe_load import CheckpointReadError, load_checkpoint_file
 from metrics.weights import sha256_file
-from models.common.config import to_config
+from models.common.config import Presets, to_config
 
 if TYPE_CHECKING:
     import torch
@@ -105,14 +105,21 @@ def run_dir_of(cfg: DictConfig) -> Path:
 def training_hash(cfg: DictConfig, corpus: LayoutCorpus) -> str:
     """What cached weights depend on: the model config and its resolved hyperparameters (a changed preset must
     not reuse old weights), trainer settings, window workers, corpus and seed. How often checkpoints are written
-    and progress bars change nothing trained, so they are left out."""
+    and progress bars change nothing trained, so they are left out; so are the settings only generation reads
+    (`Presets.generation_fields`: a sampler, its steps), counted at their schema defaults so that a run trained
+    for days is reused when only they change, and a run that keeps the defaults keeps the hash it had."""
     params = model_params(cfg, model_class(cfg.model.name))
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    assert isinstance(model, dict)
+    if dataclasses.is_dataclass(params) and not isinstance(params, type):
+        fixed = params.generation_defaults() if isinstance(params, Presets) else {}
+        params = {**dataclasses.asdict(params), **fixed}
+        if isinstance(model.get("params"), dict):
+            model["params"] = {**model["params"], **fixed}
     return config_hash(
         {
-            "model": OmegaConf.to_container(cfg.model, resolve=True),
-            "params": dataclasses.asdict(params)
-            if dataclasses.is_dataclass(params) and not isinstance(params, type)
-            else params,
+            "model": model,
+            "params": params,
             "trainer": OmegaConf.to_container(cfg.trainer, resolve=True),
             "num_workers": int(cfg.run.num_workers),
             "corpus": corpus.fingerprint(),

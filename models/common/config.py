@@ -85,6 +85,20 @@ class Presets:
     """Mixin of a config dataclass whose presets are those of configs/models/<preset_source>.yaml."""
 
     preset_source: ClassVar[str]
+    # Settings only generate() reads (a sampler and its steps, guidance scales, batch sizes): they change the clips,
+    # never the weights, so the training hash (benchmark/train.py) counts them at their schema defaults and a
+    # trained run is reused, not retrained from scratch, when only they change.
+    generation_fields: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def generation_defaults(cls) -> dict[str, Any]:
+        """The schema defaults of `generation_fields`."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        out: dict[str, Any] = {}
+        for name in cls.generation_fields:
+            f = fields[name]
+            out[name] = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        return out
 
     @classmethod
     def preset(cls: type[P], name: str, *, dataset: str | None = None, **overrides: Any) -> P:

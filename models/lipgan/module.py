@@ -58,6 +58,7 @@ class LipGANConfig(Presets):
     """Defaults are the `paper` preset (LipGAN train.py: residual model, batch 96, Adam 1e-4)."""
 
     preset_source: ClassVar[str] = "lipgan"  # its presets: configs/models/lipgan.yaml
+    generation_fields: ClassVar[tuple[str, ...]] = ("generate_batch_size",)
 
     width: float = 1.0  # generator channel multiplier (1.0 = the official residual model)
     disc_width: float = 1.0

@@ -228,6 +228,10 @@ class VasaConfig(Presets):
     """
 
     preset_source: ClassVar[str] = "vasa"  # its presets: configs/models/vasa.yaml
+    generation_fields: ClassVar[tuple[str, ...]] = (
+        "sample_steps", "cfg_audio", "cfg_gaze", "cfg_distance", "cfg_emotion", "cfg_prev",
+        "gaze", "distance", "emotion", "decode_batch",
+    )  # fmt: skip
 
     face_preset: str = "paper"  # the stage-1 preset to build when no trained face model is passed
     window: int = 50

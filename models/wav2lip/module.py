@@ -70,6 +70,7 @@ class Wav2LipConfig(Presets):
     """Generator hyperparameters; defaults are the `paper` preset (Wav2Lip hparams.py, wav2lip_train.py)."""
 
     preset_source: ClassVar[str] = "wav2lip"  # its presets: configs/models/wav2lip.yaml
+    generation_fields: ClassVar[tuple[str, ...]] = ("generate_batch_size",)
 
     width: float = 1.0  # channel multiplier; 1.0 = the official network (wav2lip.pth loads)
     lr: float = 1e-4  # hparams.initial_learning_rate

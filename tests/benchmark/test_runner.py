@@ -101,6 +101,19 @@ def test_second_run_reuses_trained_model(wav2lip_run, capsys):
     assert "GT" in text  # the printed leaderboard has the GT row
 
 
+def test_a_generation_setting_reuses_the_weights_and_regenerates_the_clips(wav2lip_run, capsys):
+    """A setting only generate() reads (here the frames per forward pass) neither retrains the model nor keeps
+    clips made with the old setting."""
+    out, args = wav2lip_run
+    stamp = out / "synthetic" / "wav2lip" / "generated" / "stamp.json"
+    before = json.loads(stamp.read_text())
+    assert main([*args, "model.params.generate_batch_size=8"]) == 0
+    text = capsys.readouterr().out
+    assert "reusing" in text and "[train] wav2lip: training" not in text
+    after = json.loads(stamp.read_text())
+    assert after["weights"] == before["weights"] and after["settings"] != before["settings"]
+
+
 def test_evaluate_folder_matches_run(wav2lip_run, capsys):
     out, _ = wav2lip_run
     gen = out / "synthetic" / "wav2lip" / "generated"

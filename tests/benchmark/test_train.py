@@ -84,3 +84,39 @@ def test_resume_needs_the_same_training_hash(tmp_path):
     assert train.resume_checkpoint(run_dir, "abc") is None  # other settings: start afresh
     (run_dir / "checkpoints" / train.RESUME_MARKER).write_text("abc")
     assert train.resume_checkpoint(run_dir, "abc") == run_dir / "checkpoints" / "last.ckpt"
+
+
+class _Fingerprinted:
+    def fingerprint(self):
+        return {"dataset": "synthetic", "clips": "training-hash-test"}
+
+
+@pytest.mark.parametrize(
+    "model, generation, training",
+    [
+        ("diffused_heads", ["model.params.sampler=ancestral", "model.params.sample_steps=25"], "model.params.lr=0.002"),
+        ("vasa", ["model.params.sample_steps=10", "model.params.cfg_audio=1.5"], "model.params.window=40"),
+        ("wav2lip", ["model.params.generate_batch_size=8"], "model.params.lr=0.0005"),
+        ("lipgan", ["model.params.generate_batch_size=8"], "model.params.lr=0.0005"),
+    ],
+)
+def test_generation_settings_leave_the_training_hash_alone(model, generation, training):
+    """A sampler setting must not send a trained run back to step 0; a training setting must."""
+    corpus = _Fingerprinted()
+    base = train.training_hash(compose(model, "synthetic", "tiny", ["run.progress=false"]), corpus)
+    assert train.training_hash(compose(model, "synthetic", "tiny", ["run.progress=false", *generation]), corpus) == base
+    assert train.training_hash(compose(model, "synthetic", "tiny", ["run.progress=false", training]), corpus) != base
+
+
+def test_a_run_at_the_default_generation_settings_keeps_its_training_hash(monkeypatch):
+    """The paper presets keep the schema's generation defaults, so their runs hash as before generation settings
+    were set aside: a long run in progress still resumes after the change."""
+    from models.diffused_heads.module import DiffusedHeadsConfig
+
+    corpus = _Fingerprinted()
+    paper = compose("diffused_heads", "synthetic", "paper", ["run.progress=false"])
+    tiny = compose("diffused_heads", "synthetic", "tiny", ["run.progress=false"])  # a DDIM sampler: not the default
+    paper_now, tiny_now = train.training_hash(paper, corpus), train.training_hash(tiny, corpus)
+    monkeypatch.setattr(DiffusedHeadsConfig, "generation_fields", ())  # the hash as it was computed before
+    assert train.training_hash(paper, corpus) == paper_now
+    assert train.training_hash(tiny, corpus) != tiny_now

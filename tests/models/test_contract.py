@@ -7,6 +7,7 @@ windows with one `training_step` (or, for a baseline, that it says it has nothin
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import lightning as L
@@ -58,6 +59,9 @@ def test_class_declares_the_contract(name: str) -> None:
     assert cls.config_class is not None and isinstance(cls.trainable, bool)
     if cls.redraws_faces:  # `bench generate` can use it
         assert callable(cls.face_audio_windows) and callable(cls.redraw_faces)
+    # the settings the training hash sets aside are fields of the schema (a misspelt one breaks every training hash)
+    fields = {f.name for f in dataclasses.fields(cls.config_class)}
+    assert set(getattr(cls.config_class, "generation_fields", ())) <= fields
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -62,3 +62,19 @@ class ClipsCorpus:
 def clips_corpus():
     """`clips_corpus(clips, n_train, tag)`: a ClipsCorpus."""
     return ClipsCorpus
+
+
+@pytest.fixture(scope="session")
+def calibration_splits() -> dict[str, list]:
+    """The slow calibration tests' corpus (seed 0, 104 clips), rendered once: 60 train clips, all val and test."""
+    from data.synthetic.generator import SyntheticConfig, make_corpus_spec, render_clip
+
+    spec = make_corpus_spec(SyntheticConfig(seed=0, n_clips=104))
+    by_split: dict[str, list[int]] = {}
+    for cs in spec.clips:
+        by_split.setdefault(cs.split, []).append(cs.index)
+    return {
+        "train": [render_clip(spec, i) for i in by_split["train"][:60]],
+        "val": [render_clip(spec, i) for i in by_split["val"]],
+        "test": [render_clip(spec, i) for i in by_split["test"]],
+    }

@@ -392,20 +392,13 @@ def test_calibration_is_deterministic(synthetic_clips):
 
 
 @pytest.mark.slow
-def test_calibrated_evaluator_measures_offsets_on_held_out_speakers():
+def test_calibrated_evaluator_measures_offsets_on_held_out_speakers(calibration_splits):
     """End to end: calibrate on ~60 training clips for <= 90 s, then score unseen test-split speakers through
     the metric path (RGB video -> 224x224 BGR frames -> evaluator), with the generator's own perturbations."""
-    from data.synthetic.generator import SyntheticConfig, make_corpus_spec, render_clip
     from data.synthetic.perturb import freeze_video, shift_audio
     from metrics.calibration.sync import calibrate_sync_evaluator
 
-    spec = make_corpus_spec(SyntheticConfig(seed=0, n_clips=104))
-    by_split: dict[str, list[int]] = {}
-    for cs in spec.clips:
-        by_split.setdefault(cs.split, []).append(cs.index)
-    train = [render_clip(spec, i) for i in by_split["train"][:60]]
-    val = [render_clip(spec, i) for i in by_split["val"]]
-    test = [render_clip(spec, i) for i in by_split["test"]]
+    train, val, test = calibration_splits["train"], calibration_splits["val"], calibration_splits["test"]
 
     start = time.perf_counter()
     model, report = calibrate_sync_evaluator(train, val, seconds=90, seed=0)

@@ -147,21 +147,14 @@ def test_calibration_trains_on_the_tracked_evaluation_inputs(clips):
 
 
 @pytest.mark.slow
-def test_tracked_calibration_measures_offsets_on_held_out_speakers():
+def test_tracked_calibration_measures_offsets_on_held_out_speakers(calibration_splits):
     """An evaluator calibrated on the tracked crop of a 104-clip corpus scores held-out GT clips in sync and reads
     audio advanced by 3 frames as 3 +- 1 (>= 90 % each, as the wholeframe check in test_sync.py; the acceptance
     numbers on the default corpus are in docs/sync_calibration.md)."""
-    from data.synthetic.generator import SyntheticConfig, make_corpus_spec, render_clip
     from data.synthetic.perturb import shift_audio
     from metrics.calibration.sync import calibrate_sync_evaluator
 
-    spec = make_corpus_spec(SyntheticConfig(seed=0, n_clips=104))
-    by_split: dict[str, list[int]] = {}
-    for cs in spec.clips:
-        by_split.setdefault(cs.split, []).append(cs.index)
-    train = [render_clip(spec, i) for i in by_split["train"][:60]]
-    val = [render_clip(spec, i) for i in by_split["val"]]
-    test = [render_clip(spec, i) for i in by_split["test"]]
+    train, val, test = calibration_splits["train"], calibration_splits["val"], calibration_splits["test"]
     start = time.perf_counter()
     # the step budget of configs/metrics/default.yaml (metrics.calibrate), which the acceptance run used
     model, report = calibrate_sync_evaluator(
